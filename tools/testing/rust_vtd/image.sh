@@ -1,0 +1,24 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# image.sh FLAVOUR: (inside the sysroot) build the guest initramfs: static
+# busybox, the kernel's modules, the guest tests and the tools they use.
+
+. "$(dirname "$0")/lib.sh"
+
+FLAVOUR=${1:-rust}
+B=$CACHE/build-$FLAVOUR
+OUT=$CACHE/image-$FLAVOUR
+ROOT=$OUT/root
+[ -f "$B/kernelrelease" ] || die "build the $FLAVOUR kernel first"
+
+rm -rf "$ROOT"
+mkdir -p "$ROOT"/{bin,sbin,etc,lib,proc,sys,dev,tmp,run,root,tests}
+cp /usr/bin/busybox "$ROOT/bin/busybox"
+cp "$TOP/tools/testing/rust_vtd/guest/init" "$ROOT/init"
+chmod +x "$ROOT/init"
+cp -a "$B/staging/lib/modules" "$ROOT/lib/"
+cp -a "$TOP/tools/testing/selftests/iommu/rust_vtd/." "$ROOT/tests/"
+echo "root:x:0:0:root:/root:/bin/sh" > "$ROOT/etc/passwd"
+(cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1 > "$OUT/initramfs.gz.new")
+mv "$OUT/initramfs.gz.new" "$OUT/initramfs.gz"
