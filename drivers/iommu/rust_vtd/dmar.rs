@@ -424,7 +424,10 @@ impl Dmar {
             let slen = u16_at(table, off + 2);
             let end = off + usize::from(slen);
             if end > len {
-                return Err(ParseError::PastEnd { offset: off, len: slen });
+                return Err(ParseError::PastEnd {
+                    offset: off,
+                    len: slen,
+                });
             }
             // A structure shorter than its own type and length fields can
             // not be stepped over; one of an unknown type can.
@@ -470,7 +473,10 @@ impl Dmar {
                 let flags = u8_at(table, off + 4);
                 let size = u8_at(table, off + 5) & 0xf;
                 let reg_base = u64_at(table, off + 8);
-                if reg_base == 0 || reg_base % REG_PAGE != 0 || reg_base.checked_add(REG_PAGE << size).is_none() {
+                if reg_base == 0
+                    || reg_base % REG_PAGE != 0
+                    || reg_base.checked_add(REG_PAGE << size).is_none()
+                {
                     return Err(ParseError::BadRegisterBase {
                         offset: off,
                         addr: reg_base,
@@ -625,9 +631,27 @@ mod tests {
         assert_eq!(u.scopes[0].start_bus, 0xff);
         assert_eq!(u.scopes[1].kind, ScopeKind::Endpoint);
         assert_eq!(u.scopes[2].kind, ScopeKind::Bridge);
-        assert_eq!(u.scopes[2].target(), PciPathEntry { device: 1, function: 0 });
-        assert_eq!(u.scopes[6].target(), PciPathEntry { device: 0x10, function: 0 });
-        assert_eq!(u.scopes[9].target(), PciPathEntry { device: 0x1f, function: 3 });
+        assert_eq!(
+            u.scopes[2].target(),
+            PciPathEntry {
+                device: 1,
+                function: 0
+            }
+        );
+        assert_eq!(
+            u.scopes[6].target(),
+            PciPathEntry {
+                device: 0x10,
+                function: 0
+            }
+        );
+        assert_eq!(
+            u.scopes[9].target(),
+            PciPathEntry {
+                device: 0x1f,
+                function: 3
+            }
+        );
         assert_eq!(d.atsrs.len(), 1);
         assert!(d.atsrs[0].all_ports);
         assert_eq!(d.rmrrs.len(), 0);
@@ -637,7 +661,10 @@ mod tests {
 
     #[test]
     fn parses_scopes_and_rmrr() -> Result {
-        let t = table(39, &[&drhd(0xfed9_0000, false), &rmrr(0xe000_0000, 0xe00f_ffff)])?;
+        let t = table(
+            39,
+            &[&drhd(0xfed9_0000, false), &rmrr(0xe000_0000, 0xe00f_ffff)],
+        )?;
         let d = Dmar::parse(&t).map_err(Error::from)?;
         assert_eq!(d.haw, 39);
         let u = &d.units[0];
@@ -647,7 +674,13 @@ mod tests {
         assert_eq!(u.scopes[0].enumeration_id, 2);
         assert_eq!(u.scopes[0].start_bus, 0xff);
         assert_eq!(u.scopes[1].kind, ScopeKind::Endpoint);
-        assert_eq!(u.scopes[1].target(), PciPathEntry { device: 3, function: 0 });
+        assert_eq!(
+            u.scopes[1].target(),
+            PciPathEntry {
+                device: 3,
+                function: 0
+            }
+        );
         assert_eq!(d.rmrrs.len(), 1);
         assert_eq!(d.rmrrs[0].base, 0xe000_0000);
         assert_eq!(d.rmrrs[0].limit, 0xe00f_ffff);
@@ -657,7 +690,10 @@ mod tests {
     #[test]
     fn rejects_short_and_foreign_tables() -> Result {
         let t = table(48, &[&drhd(0xfed9_0000, true)])?;
-        assert_eq!(Dmar::parse(&t[..20]).err(), Some(ParseError::Truncated { len: 20 }));
+        assert_eq!(
+            Dmar::parse(&t[..20]).err(),
+            Some(ParseError::Truncated { len: 20 })
+        );
         let mut bad = KVec::new();
         bad.extend_from_slice(&t, GFP_KERNEL)?;
         bad[0] = b'X';
@@ -680,7 +716,10 @@ mod tests {
         // Header length of zero and one larger than the buffer.
         let n = t.len();
         t[4..8].copy_from_slice(&0u32.to_le_bytes());
-        assert!(matches!(Dmar::parse(&t), Err(ParseError::BadLength { claimed: 0, .. })));
+        assert!(matches!(
+            Dmar::parse(&t),
+            Err(ParseError::BadLength { claimed: 0, .. })
+        ));
         t[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(Dmar::parse(&t), Err(ParseError::BadLength { .. })));
         t[4..8].copy_from_slice(&(n as u32).to_le_bytes());
@@ -710,13 +749,22 @@ mod tests {
         );
         // Three stray bytes after the last structure.
         let t = table(48, &[&drhd(0xfed9_0000, true), &[0, 0, 0]])?;
-        assert!(matches!(Dmar::parse(&t), Err(ParseError::PastEnd { offset: 80, .. })));
+        assert!(matches!(
+            Dmar::parse(&t),
+            Err(ParseError::PastEnd { offset: 80, .. })
+        ));
         // A DRHD too short for its fixed fields.
         let t = table(48, &[&[0, 0, 8, 0, 0, 0, 0, 0]])?;
-        assert!(matches!(Dmar::parse(&t), Err(ParseError::BadStructLength { len: 8, .. })));
+        assert!(matches!(
+            Dmar::parse(&t),
+            Err(ParseError::BadStructLength { len: 8, .. })
+        ));
         // Bad host address width.
         let t = table(5, &[&drhd(0xfed9_0000, true)])?;
-        assert_eq!(Dmar::parse(&t).err(), Some(ParseError::BadHostAddressWidth(5)));
+        assert_eq!(
+            Dmar::parse(&t).err(),
+            Some(ParseError::BadHostAddressWidth(5))
+        );
         Ok(())
     }
 
@@ -727,7 +775,10 @@ mod tests {
             let mut d = drhd(0xfed9_0000, false);
             d[25] = len;
             let t = table(48, &[&d])?;
-            assert_eq!(Dmar::parse(&t).err(), Some(ParseError::BadScope { offset: 72 }));
+            assert_eq!(
+                Dmar::parse(&t).err(),
+                Some(ParseError::BadScope { offset: 72 })
+            );
         }
         Ok(())
     }
@@ -750,9 +801,15 @@ mod tests {
     #[test]
     fn rejects_bad_units() -> Result {
         let t = table(48, &[&drhd(0, true)])?;
-        assert!(matches!(Dmar::parse(&t), Err(ParseError::BadRegisterBase { addr: 0, .. })));
+        assert!(matches!(
+            Dmar::parse(&t),
+            Err(ParseError::BadRegisterBase { addr: 0, .. })
+        ));
         let t = table(48, &[&drhd(0xfed9_0800, true)])?;
-        assert!(matches!(Dmar::parse(&t), Err(ParseError::BadRegisterBase { .. })));
+        assert!(matches!(
+            Dmar::parse(&t),
+            Err(ParseError::BadRegisterBase { .. })
+        ));
         let t = table(48, &[&drhd(0xfed9_0000, false), &drhd(0xfed9_0000, true)])?;
         assert_eq!(
             Dmar::parse(&t).err(),
@@ -765,7 +822,10 @@ mod tests {
         let mut big = drhd(0xfed9_0000, false);
         big[5] = 1;
         let t = table(48, &[&big, &drhd(0xfed9_1000, true)])?;
-        assert!(matches!(Dmar::parse(&t), Err(ParseError::OverlappingUnits { .. })));
+        assert!(matches!(
+            Dmar::parse(&t),
+            Err(ParseError::OverlappingUnits { .. })
+        ));
         let t = table(48, &[&drhd(0xfed9_0000, false), &drhd(0xfed9_1000, true)])?;
         assert_eq!(Dmar::parse(&t).map_err(Error::from)?.units.len(), 2);
         let t = table(48, &[&rmrr(0xe000_0000, 0xe00f_ffff)])?;
@@ -794,7 +854,10 @@ mod tests {
         // Every prefix of a valid table, with the header length left as it
         // is (so it claims more than there is) or cut to match: the parser
         // must return an error or a result, never read out of bounds.
-        let t = table(48, &[&drhd(0xfed9_0000, false), &rmrr(0xe000_0000, 0xe00f_ffff)])?;
+        let t = table(
+            48,
+            &[&drhd(0xfed9_0000, false), &rmrr(0xe000_0000, 0xe00f_ffff)],
+        )?;
         for n in 0..t.len() {
             let mut c = KVec::new();
             c.extend_from_slice(&t[..n], GFP_KERNEL)?;

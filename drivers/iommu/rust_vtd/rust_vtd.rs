@@ -111,7 +111,11 @@ fn read_dmar() -> Result<Dmar> {
             u.segment,
             u.reg_base,
             u.reg_size,
-            if u.include_all { " INCLUDE_PCI_ALL" } else { "" }
+            if u.include_all {
+                " INCLUDE_PCI_ALL"
+            } else {
+                ""
+            }
         );
         for s in u.scopes.iter() {
             let t = s.target();
@@ -161,8 +165,12 @@ fn create_units() -> Result<KVec<platform::DeviceRegistration>> {
     let mut units = KVec::with_capacity(dmar.units.len(), GFP_KERNEL)?;
     for (i, u) in dmar.units.iter().enumerate() {
         let index = u32::try_from(i)?;
-        let dev =
-            platform::DeviceRegistration::new_mem(c"rust_vtd", Some(index), u.reg_base, u.reg_size)?;
+        let dev = platform::DeviceRegistration::new_mem(
+            c"rust_vtd",
+            Some(index),
+            u.reg_base,
+            u.reg_size,
+        )?;
         if !dev.is_bound() {
             pr_err!(
                 "dmar{}: the unit at {:#x} could not be brought up; not loading\n",

@@ -58,7 +58,8 @@ impl Table {
         let mut header: *mut bindings::acpi_table_header = null_mut();
         // SAFETY: `sig` is a NUL-terminated string that `acpi_get_table()` only reads during the
         // call, and `header` is a valid location for it to store the table's address in.
-        let status = unsafe { bindings::acpi_get_table(sig.as_mut_ptr().cast(), instance, &mut header) };
+        let status =
+            unsafe { bindings::acpi_get_table(sig.as_mut_ptr().cast(), instance, &mut header) };
         // `AE_OK` is zero.
         if status != 0 {
             return Err(ENODEV);

@@ -24,14 +24,14 @@ in_sysroot() {
 		set -e
 		R=$1; shift
 		for d in dev proc sys; do mount --rbind /$d "$R/$d"; done
-		mkdir -p "$R$TOP" "$R$CACHE" "$R/tmp"
+		mount -t tmpfs tmpfs "$R/tmp"
+		mkdir -p "$R$TOP" "$R$CACHE"
 		mount --bind "$TOP" "$R$TOP"
 		mount --bind "$CACHE" "$R$CACHE"
-		mount -t tmpfs tmpfs "$R/tmp"
 		cp /etc/resolv.conf "$R/etc/resolv.conf" 2>/dev/null || true
 		exec chroot "$R" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" \
 			PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-			LANG=C.UTF-8 TOP="$TOP" CACHE="$CACHE" "$@"
+			LANG=C.UTF-8 RUST_VTD_CACHE="$CACHE" "$@"
 	' in_sysroot "$SYSROOT" "$@"
 }
 export TOP CACHE

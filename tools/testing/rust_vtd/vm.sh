@@ -59,8 +59,8 @@ pick_accel() {
 		sha256sum | cut -c1-16)
 	f=$CACHE/kvm-probe.$key
 	if [ ! -f "$f" ]; then
-		log "probing KVM: booting the guest under KVM (60 s limit)"
-		if ACCEL=kvm vm_boot kvm-probe rust none probe 60 >/dev/null 2>&1 &&
+		log "probing KVM: booting the guest under KVM (30 s limit)"
+		if ACCEL=kvm vm_boot kvm-probe rust none probe 30 >/dev/null 2>&1 &&
 			grep -q 'plan probe finished' "$LOGDIR/kvm-probe.results.log"; then
 			echo kvm > "$f"
 		else

@@ -51,3 +51,85 @@ dmar_units() {
 		off=$((off + slen))
 	done
 }
+
+# The value of KEY in the driver's "dmarN: WHAT: key=value ..." line.
+drv_field() { # unit what key
+	dmesg | sed -n "s/.*rust_vtd: dmar$1: $2: .*\b$3=\([^ ]*\).*/\1/p" | tail -n1
+}
+
+# Check the driver's view of every unit against the firmware table, the
+# registers read here through /dev/mem, and what QEMU was started with
+# ($RVTD_MODE).  Emits four tests suffixed with the mode.
+check_units() {
+	m=$RVTD_MODE
+	bases=$(dmar_units)
+	n_tab=$(echo "$bases" | grep -c .)
+	n_drv=$(dmesg | grep -c 'rust_vtd: dmar[0-9]*: reg_base_addr')
+	n_dev=$(ls -d /sys/bus/platform/drivers/rust_vtd/rust_vtd.* 2>/dev/null | wc -l)
+	diag "units: DMAR table $n_tab, driver $n_drv, bound devices $n_dev"
+	[ "$n_tab" -ge 1 ] && [ "$n_tab" = "$n_drv" ] && [ "$n_tab" = "$n_dev" ]
+	result "units_match_dmar_table_$m" $?
+
+	i=0 bad=0 badf=0 badm=0
+	for base in $bases; do
+		line=$(dmesg | grep "rust_vtd: dmar$i: reg_base_addr")
+		cap=$(reg64 $base 0x8)
+		ecap=$(reg64 $base 0x10)
+		ver=$(reg32 $base 0x0)
+		want=$(printf 'dmar%d: reg_base_addr %x ver %d:%d cap %x ecap %x' $i $base \
+			$(((ver >> 4) & 0xf)) $((ver & 0xf)) $cap $ecap)
+		case $line in
+		*"$want") ;;
+		*) diag "dmar$i: driver says '$line', hardware '$want'"; bad=1 ;;
+		esac
+		# Every decoded field, decoded again here from the raw registers.
+		for spec in nd:0:7 afl:3:1 rwbf:4:1 plmr:5:1 phmr:6:1 cm:7:1 sagaw:8:31 \
+			zlr:22:1 sllps:34:15 psi:39:1 mamv:48:63 dwd:54:1 drd:55:1 \
+			fs1gp:56:1 pi:59:1 fl5lp:60:1 esirtps:62:1 esrtps:63:1; do
+			k=${spec%%:*} r=${spec#*:}
+			v=$(((cap >> ${r%:*}) & ${r#*:}))
+			d=$(drv_field $i cap $k)
+			[ "$(printf %d "$d")" = "$v" ] || { diag "dmar$i cap.$k: driver $d, registers $v"; badf=1; }
+		done
+		[ "$(drv_field $i cap mgaw)" = $((((cap >> 16) & 63) + 1)) ] || badf=1
+		[ "$(drv_field $i cap nfr)" = $((((cap >> 40) & 255) + 1)) ] || badf=1
+		[ "$(printf %d "$(drv_field $i cap fro)")" = $((((cap >> 24) & 1023) * 16)) ] || badf=1
+		for spec in c:0:1 qi:1:1 dt:2:1 ir:3:1 eim:4:1 pt:6:1 sc:7:1 mhmv:20:15 \
+			mts:25:1 nest:26:1 prs:29:1 ers:30:1 srs:31:1 nwfs:33:1 eafs:34:1 \
+			pss:35:31 pasid:40:1 dit:41:1 pds:42:1 smts:43:1 slads:45:1 \
+			slts:46:1 flts:47:1 smpwc:48:1 rps:49:1 pms:51:1; do
+			k=${spec%%:*} r=${spec#*:}
+			v=$(((ecap >> ${r%:*}) & ${r#*:}))
+			d=$(drv_field $i ecap $k)
+			[ "$(printf %d "$d")" = "$v" ] || { diag "dmar$i ecap.$k: driver $d, registers $v"; badf=1; }
+		done
+		[ "$(printf %d "$(drv_field $i ecap iro)")" = $((((ecap >> 8) & 1023) * 16)) ] || badf=1
+
+		# What the intel-iommu options promise.
+		cm=$(drv_field $i cap cm) dt=$(drv_field $i ecap dt)
+		smts=$(drv_field $i ecap smts) flts=$(drv_field $i ecap flts)
+		mgaw=$(drv_field $i cap mgaw) sagaw=$(drv_field $i cap sagaw)
+		exp_cm=0 exp_dt=0 exp_smts=0 exp_flts=0 exp_mgaw=48 exp_sagaw=0x6
+		case $m in
+		aw39) exp_mgaw=39 exp_sagaw=0x2 ;;
+		sm) exp_smts=1 ;;
+		sm-fsts) exp_smts=1 exp_flts=1 ;;
+		cm) exp_cm=1 ;;
+		devtlb) exp_dt=1 ;;
+		esac
+		got="cm=$cm dt=$dt smts=$smts flts=$flts mgaw=$mgaw sagaw=$sagaw"
+		exp="cm=$exp_cm dt=$exp_dt smts=$exp_smts flts=$exp_flts mgaw=$exp_mgaw sagaw=$exp_sagaw"
+		[ "$got" = "$exp" ] || { diag "dmar$i: mode $m wants '$exp', driver decoded '$got'"; badm=1; }
+		i=$((i + 1))
+	done
+	result "cap_ecap_match_hardware_$m" $bad
+	result "decoded_fields_match_registers_$m" $badf
+	result "decoded_features_match_qemu_options_$m" $badm
+}
+
+# Fails (and prints them) if the kernel has warned, oopsed or leaked.
+check_no_splats() {
+	s=$(splats)
+	[ -z "$s" ] || diag "$s"
+	result "no_kernel_warnings_$1" $([ -z "$s" ]; echo $?)
+}

@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rust_vtd: an Intel VT-d DMA-remapping driver in Rust.  Everything runs
+# through tools/testing/rust_vtd/rvtd, which builds a toolchain sysroot,
+# the patched kernel and a guest image under ~/.cache/rust-vtd and boots
+# the guest in QEMU.  See README.md.
+#
+# (The Kbuild file beside this one is for out-of-tree module builds; a
+# kernel `make M=...` reads it, not this file.)
+
+RVTD := tools/testing/rust_vtd/rvtd
+
+.PHONY: run check shell kernel baseline image clean distclean help
+
+run:		## build everything, boot, load rust_vtd, show what it found
+	@$(RVTD) run
+
+check:		## build everything and run all tests (TAP, "N passed, N failed")
+	@$(RVTD) check
+
+shell:		## boot the guest with a shell on this terminal (IOMMU=<mode>)
+	@$(RVTD) shell
+
+kernel:		## build the rust kernel and modules only
+	@$(RVTD) kernel rust
+
+baseline:	## build the baseline kernel (the C VT-d driver) and its image
+	@$(RVTD) kernel baseline && $(RVTD) image baseline
+
+clean:		## remove test logs
+	rm -rf logs
+
+distclean: clean	## also remove the cache (sysroot, kernel source and builds)
+	rm -rf $${RUST_VTD_CACHE:-$$HOME/.cache/rust-vtd}
+
+help:
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## */\t/'

@@ -1,0 +1,96 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# check.sh: (inside the sysroot, after the kernel and image are built) run
+# every test: lint on the host, then the guest plans, one VM boot each.
+# Prints one TAP line per test and ends with "N passed, N failed".
+
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vm.sh"
+
+SRC=$CACHE/src/linux
+B=$CACHE/build-rust
+LOGDIR=$TOP/logs
+mkdir -p "$LOGDIR"
+rm -f "$LOGDIR"/*.log
+pass=0
+fail=0
+n=0
+
+tap() { # status name
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		pass=$((pass + 1))
+		echo "ok $n $2"
+	else
+		fail=$((fail + 1))
+		echo "not ok $n $2"
+	fi
+}
+
+echo "TAP version 13"
+echo "# accelerator: $(pick_accel); logs in $LOGDIR"
+
+# Lint: rustfmt on our Rust files; rustc and clippy warnings as collected
+# by the CLIPPY=1 kernel build (kernel.sh).
+mapfile -t rs < <(cd "$TOP" && git ls-files -co --exclude-standard -- '*.rs' 2>/dev/null ||
+	find rust drivers samples -name '*.rs')
+if (cd "$TOP" && rustfmt --check --color never --edition 2021 --config-path "$SRC/.rustfmt.toml" "${rs[@]}") \
+	> "$LOGDIR/rustfmt.log" 2>&1; then
+	tap 0 rustfmt_clean
+else
+	sed 's/^/# /' "$LOGDIR/rustfmt.log" | head -40
+	tap 1 rustfmt_clean
+fi
+if [ -s "$B/rust-warnings.log" ]; then
+	sed 's/^/# /' "$B/rust-warnings.log" | head -40
+	tap 1 rustc_clippy_warnings_none
+else
+	tap 0 rustc_clippy_warnings_none
+fi
+
+# boot NAME MODE PLAN TIMEOUT [kernel args] [-- qemu args]
+boot() {
+	local name=$1 mode=$2 plan=$3 tmo=$4
+	shift 4
+	local start=$SECONDS
+	vm_boot "$name" rust "$mode" "$plan" "$tmo" "$@" > "$LOGDIR/$name.qemu.log" 2>&1
+	local rc=$?
+	local res=$LOGDIR/$name.results.log
+	while IFS= read -r line; do
+		case $line in
+		"ok "*) tap 0 "$(echo "$line" | sed -E 's/^ok [0-9]+ (- )?//')" ;;
+		"not ok "*) tap 1 "$(echo "$line" | sed -E 's/^not ok [0-9]+ (- )?//')" ;;
+		"#"*) echo "$line" ;;
+		esac
+	done < <(tr -d '\r' < "$res" 2>/dev/null)
+	if ! grep -q "plan $plan finished" "$res" 2>/dev/null; then
+		echo "# VM '$name' did not finish (qemu exit $rc); console tail:"
+		tail -n 30 "$LOGDIR/$name.console.log" 2>/dev/null | sed 's/^/#   /'
+		tap 1 "vm_${name}_completed"
+	fi
+	echo "# VM '$name': $((SECONDS - start)) s"
+}
+
+boot legacy legacy legacy 900
+for mode in aw39 sm sm-fsts cm devtlb; do
+	boot "caps-$mode" "$mode" caps 300
+done
+boot refuse-no-dmar none refuse 300 rvtd.case=without_dmar_table \
+	rvtd.expect=no_ACPI_DMAR_table
+declare -A expect=(
+	[unreadable]="no_remapping_unit_answers"
+	[zero-length]="has_invalid_length_0"
+	[bad-scope]="malformed_device_scope"
+	[overlap]="have_overlapping_register_sets"
+	[past-end]="runs_past_the_table_end"
+)
+for v in unreadable zero-length bad-scope overlap past-end; do
+	python3 "$TOP/tools/testing/rust_vtd/mkdmar.py" "$v" "$LOGDIR/dmar-$v.bin"
+	boot "refuse-$v" none refuse 300 "rvtd.case=dmar_${v//-/_}" "rvtd.expect=${expect[$v]}" \
+		-- -acpitable "file=$LOGDIR/dmar-$v.bin"
+done
+
+echo "1..$n"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
