@@ -68,7 +68,8 @@ impl DeviceRegistration {
         let res = bindings::resource {
             start,
             end,
-            flags: bindings::IORESOURCE_MEM as _,
+            // CAST: `IORESOURCE_MEM` is a flag bit, which fits any width.
+            flags: bindings::IORESOURCE_MEM as c_ulong,
             ..pin_init::zeroed()
         };
         let info = bindings::platform_device_info {

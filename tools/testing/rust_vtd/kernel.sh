@@ -82,4 +82,5 @@ fi
 
 rm -rf "$B/staging"
 "${MAKE[@]}" -s INSTALL_MOD_PATH="$B/staging" INSTALL_MOD_STRIP=1 modules_install >/dev/null
+"${MAKE[@]}" -s INSTALL_HDR_PATH="$B/hdr" headers_install >/dev/null
 make -s -C "$SRC" O="$B" kernelrelease > "$B/kernelrelease"
