@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! IOMMU drivers: the operations (`struct iommu_ops`) a driver gives the IOMMU core.
+//!
+//! A driver implements [`Ops`] and builds one [`OpsTable`] in a `static`; every hardware
+//! instance it registers (see [`super::device::Registration`]) points to that table, so that
+//! the core can tell the driver's domains and devices apart from other drivers'.
+//!
+//! C header: [`include/linux/iommu.h`](srctree/include/linux/iommu.h)
+
+use super::{
+    device::IommuDevice,
+    domain::{
+        AttachOps,
+        StaticDomain, //
+    },
+};
+use crate::{
+    bindings,
+    device::Device,
+    error::VTABLE_DEFAULT_ERROR,
+    module::{
+        this_module,
+        ModuleMetadata, //
+    },
+    prelude::*,
+};
+use core::marker::PhantomData;
+
+/// The domain type a driver wants as a device's default domain.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DefaultDomain {
+    /// Pass-through (`IOMMU_DOMAIN_IDENTITY`).
+    Identity,
+    /// Translated for the DMA API (`IOMMU_DOMAIN_DMA`).
+    Dma,
+}
+
+/// A capability the core may ask a driver about for a device (`enum iommu_cap`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Capability {
+    /// DMA is coherent with the CPU caches (`IOMMU_CAP_CACHE_COHERENCY`); VFIO and iommufd
+    /// refuse devices without it.
+    CacheCoherency,
+    /// `IOMMU_NOEXEC` is honoured.
+    NoExec,
+    /// The firmware had the IOMMU protect memory before the kernel took over.
+    PreBootProtection,
+    /// The IOMMU can force DMA to snoop the CPU caches.
+    EnforceCacheCoherency,
+    /// IOTLB flushes may be deferred (lazy DMA domains).
+    DeferredFlush,
+    /// Dirty tracking is supported.
+    DirtyTracking,
+    /// The device may use PCI ATS.
+    PciAtsSupported,
+}
+
+impl Capability {
+    fn from_raw(cap: bindings::iommu_cap) -> Option<Self> {
+        Some(match cap {
+            bindings::iommu_cap_IOMMU_CAP_CACHE_COHERENCY => Self::CacheCoherency,
+            bindings::iommu_cap_IOMMU_CAP_NOEXEC => Self::NoExec,
+            bindings::iommu_cap_IOMMU_CAP_PRE_BOOT_PROTECTION => Self::PreBootProtection,
+            bindings::iommu_cap_IOMMU_CAP_ENFORCE_CACHE_COHERENCY => Self::EnforceCacheCoherency,
+            bindings::iommu_cap_IOMMU_CAP_DEFERRED_FLUSH => Self::DeferredFlush,
+            bindings::iommu_cap_IOMMU_CAP_DIRTY_TRACKING => Self::DirtyTracking,
+            bindings::iommu_cap_IOMMU_CAP_PCI_ATS_SUPPORTED => Self::PciAtsSupported,
+            _ => return None,
+        })
+    }
+}
+
+/// An IOMMU driver.
+///
+/// # Examples
+///
+/// ```ignore
+/// struct MyIommu;
+///
+/// #[vtable]
+/// impl iommu::ops::Ops for MyIommu {
+///     type OwnerModule = MyModule;
+///     type DeviceData = MyDevice;
+///     type Blocked = Blocking;
+///     type Identity = Identity;
+///
+///     fn probe_device(dev: &Device) -> Result<KBox<MyDevice>> {
+///         find_my_unit(dev).ok_or(ENODEV)?.new_device(dev)
+///     }
+///
+///     fn device_iommu(data: &MyDevice) -> &IommuDevice {
+///         data.unit.iommu()
+///     }
+/// }
+///
+/// static OPS: iommu::ops::OpsTable<MyIommu> = iommu::ops::OpsTable::new(&BLOCKING, &IDENTITY);
+/// ```
+#[vtable]
+pub trait Ops: Sized + Send + Sync + 'static {
+    /// The module that holds the driver; the core pins it while any device uses the driver.
+    type OwnerModule: ModuleMetadata;
+
+    /// What the driver keeps about each device it handles, from `probe_device` to
+    /// `release_device`.
+    type DeviceData: Send + Sync;
+
+    /// Attaching to the static blocking domain, which is also the release domain: devices are
+    /// moved to it before `release_device`.
+    type Blocked: AttachOps<Iommu = Self>;
+
+    /// Attaching to the static identity domain.
+    type Identity: AttachOps<Iommu = Self>;
+
+    /// Takes `dev` on, or returns `ENODEV` if no instance of this driver translates it.
+    ///
+    /// The core calls this for every device on the buses it watches, including devices other
+    /// drivers' instances translate.
+    fn probe_device(dev: &Device) -> Result<KBox<Self::DeviceData>>;
+
+    /// The hardware instance that translates the device `data` describes.
+    fn device_iommu(data: &Self::DeviceData) -> &IommuDevice;
+
+    /// Lets go of `dev`. The core has already attached it to the release domain, unless its
+    /// attach was deferred. Only what `probe_device` allocated is to be freed here.
+    fn release_device(_dev: &Device, _data: KBox<Self::DeviceData>) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// The default domain type `dev` needs, or `None` for the core's choice.
+    fn def_domain_type(_dev: &Device, _data: &Self::DeviceData) -> Option<DefaultDomain> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Whether attaching `dev` must wait until its driver first uses the DMA API.
+    fn is_attach_deferred(_dev: &Device, _data: &Self::DeviceData) -> bool {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Whether the driver has capability `cap` for `dev`.
+    fn capable(_dev: &Device, _data: &Self::DeviceData, _cap: Capability) -> bool {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+/// Returns the data `T::probe_device` made for `dev`, if any.
+///
+/// # Safety
+///
+/// `dev` must have been probed by an instance of `T` (or have no IOMMU private data), and the
+/// data must not be released while the returned reference lives; the core guarantees both
+/// inside the callbacks it makes for `dev`.
+pub(crate) unsafe fn device_data<T: Ops>(dev: &Device) -> Option<&T::DeviceData> {
+    // SAFETY: `dev` is valid; `dev->iommu` exists while the core calls into the driver.
+    let p = unsafe { bindings::dev_iommu_priv_get(dev.as_raw()) };
+    // SAFETY: Per the safety requirements a non-NULL private pointer is a leaked
+    // `KBox<T::DeviceData>` made by `OpsTable::<T>::probe_device`.
+    (!p.is_null()).then(|| unsafe { &*p.cast::<T::DeviceData>() })
+}
+
+/// The `struct iommu_ops` of driver `T`, to be placed in a `static`.
+#[repr(transparent)]
+pub struct OpsTable<T: Ops>(bindings::iommu_ops, PhantomData<T>);
+
+// SAFETY: The table is read-only once built; its pointers refer to `'static` data.
+unsafe impl<T: Ops> Sync for OpsTable<T> {}
+
+impl<T: Ops> OpsTable<T> {
+    /// Builds the table, with `blocked` as the blocking and release domain and `identity` as
+    /// the identity domain. Entries `T` does not implement are left NULL.
+    pub const fn new(
+        blocked: &'static StaticDomain<T::Blocked>,
+        identity: &'static StaticDomain<T::Identity>,
+    ) -> Self {
+        Self(
+            bindings::iommu_ops {
+                probe_device: Some(Self::probe_device),
+                release_device: Some(Self::release_device),
+                device_group: Some(Self::device_group),
+                def_domain_type: if T::HAS_DEF_DOMAIN_TYPE {
+                    Some(Self::def_domain_type)
+                } else {
+                    None
+                },
+                is_attach_deferred: if T::HAS_IS_ATTACH_DEFERRED {
+                    Some(Self::is_attach_deferred)
+                } else {
+                    None
+                },
+                capable: if T::HAS_CAPABLE {
+                    Some(Self::capable)
+                } else {
+                    None
+                },
+                owner: this_module::<T::OwnerModule>().as_ptr(),
+                identity_domain: identity.as_raw(),
+                blocked_domain: blocked.as_raw(),
+                release_domain: blocked.as_raw(),
+                ..pin_init::zeroed()
+            },
+            PhantomData,
+        )
+    }
+
+    pub(crate) fn as_raw(&'static self) -> *const bindings::iommu_ops {
+        &self.0
+    }
+
+    /// # Safety
+    ///
+    /// Called by the IOMMU core with a valid device, as `iommu_ops.probe_device`.
+    unsafe extern "C" fn probe_device(dev: *mut bindings::device) -> *mut bindings::iommu_device {
+        // SAFETY: The core holds a reference to `dev` during the call.
+        let dev: &Device = unsafe { Device::from_raw(dev) };
+        match T::probe_device(dev) {
+            Ok(data) => {
+                let iommu = T::device_iommu(&data).as_raw();
+                // SAFETY: `dev->iommu` exists and the core holds the probe lock that
+                // `dev_iommu_priv_set()` asserts.
+                unsafe { bindings::dev_iommu_priv_set(dev.as_raw(), KBox::into_raw(data).cast()) };
+                iommu
+            }
+            Err(e) => e.to_ptr(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the IOMMU core with a valid device, as `iommu_ops.release_device`.
+    unsafe extern "C" fn release_device(dev: *mut bindings::device) {
+        // SAFETY: The core holds a reference to `dev` during the call.
+        let dev: &Device = unsafe { Device::from_raw(dev) };
+        // SAFETY: `dev` was probed by `T`: the core only releases devices it probed.
+        let p = unsafe { bindings::dev_iommu_priv_get(dev.as_raw()) };
+        if p.is_null() {
+            return;
+        }
+        // SAFETY: `p` is the `KBox<T::DeviceData>` leaked by `probe_device`; the core makes no
+        // further callbacks for `dev` after this one, so nothing else refers to it.
+        let data = unsafe { KBox::from_raw(p.cast::<T::DeviceData>()) };
+        if T::HAS_RELEASE_DEVICE {
+            T::release_device(dev, data);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the IOMMU core with a valid device, as `iommu_ops.device_group`.
+    unsafe extern "C" fn device_group(dev: *mut bindings::device) -> *mut bindings::iommu_group {
+        // SAFETY: `dev` is valid during the call; both functions return a referenced group or
+        // an `ERR_PTR`.
+        unsafe {
+            if bindings::dev_is_pci(dev) {
+                bindings::pci_device_group(dev)
+            } else {
+                bindings::generic_device_group(dev)
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the IOMMU core with a valid device, as `iommu_ops.def_domain_type`.
+    unsafe extern "C" fn def_domain_type(dev: *mut bindings::device) -> c_int {
+        // SAFETY: The core holds a reference to `dev` during the call.
+        let dev: &Device = unsafe { Device::from_raw(dev) };
+        // SAFETY: `dev` was probed by `T`.
+        let Some(data) = (unsafe { device_data::<T>(dev) }) else {
+            return 0;
+        };
+        match T::def_domain_type(dev, data) {
+            Some(DefaultDomain::Identity) => bindings::IOMMU_DOMAIN_IDENTITY as c_int,
+            Some(DefaultDomain::Dma) => bindings::IOMMU_DOMAIN_DMA as c_int,
+            None => 0,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the IOMMU core with a valid device, as `iommu_ops.is_attach_deferred`.
+    unsafe extern "C" fn is_attach_deferred(dev: *mut bindings::device) -> bool {
+        // SAFETY: The core holds a reference to `dev` during the call.
+        let dev: &Device = unsafe { Device::from_raw(dev) };
+        // SAFETY: `dev` was probed by `T`.
+        unsafe { device_data::<T>(dev) }.is_some_and(|data| T::is_attach_deferred(dev, data))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the IOMMU core with a valid device, as `iommu_ops.capable`.
+    unsafe extern "C" fn capable(dev: *mut bindings::device, cap: bindings::iommu_cap) -> bool {
+        // SAFETY: The core holds a reference to `dev` during the call.
+        let dev: &Device = unsafe { Device::from_raw(dev) };
+        let Some(cap) = Capability::from_raw(cap) else {
+            return false;
+        };
+        // SAFETY: `dev` was probed by `T`.
+        unsafe { device_data::<T>(dev) }.is_some_and(|data| T::capable(dev, data, cap))
+    }
+}
