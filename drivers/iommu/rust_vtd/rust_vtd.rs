@@ -5,8 +5,14 @@
 //! On load the driver reads the ACPI DMAR table, creates a platform device
 //! `rust_vtd.N` for each remapping unit (DRHD) with the unit's register set
 //! as its memory resource, and binds to those devices. Binding a unit maps
-//! and identifies it; loading fails unless every unit comes up. Unloading
-//! unregisters the devices, which unbinds and unmaps every unit.
+//! and identifies it, registers it with the IOMMU core (which gives every
+//! device it translates a domain) and turns translation on; loading fails
+//! unless every unit comes up.
+//!
+//! The core holds a reference on the module for every device it probed, so
+//! units are taken down first by unbinding them
+//! (`/sys/bus/platform/drivers/rust_vtd/unbind`), which releases their
+//! devices and turns translation off; then the module can be removed.
 //!
 //! See `Documentation/iommu/rust_vtd.rst`.
 
@@ -18,7 +24,9 @@ use kernel::{
     prelude::*, //
 };
 
+mod context;
 mod dmar;
+mod iommu;
 mod regs;
 mod unit;
 
@@ -41,7 +49,7 @@ struct UnitDriver;
 
 impl platform::Driver for UnitDriver {
     type IdInfo = ();
-    type Data<'bound> = Unit<'bound>;
+    type Data<'bound> = Unit;
 
     fn probe<'bound>(
         pdev: &'bound platform::Device<Core<'_>>,
@@ -64,6 +72,8 @@ struct RustVtd {
 
 impl kernel::InPlaceModule for RustVtd {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: Called once, before any unit exists.
+        unsafe { iommu::UNITS.init() };
         try_pin_init!(Self {
             driver <- driver::Registration::new(c"rust_vtd", module),
             units: create_units()?,

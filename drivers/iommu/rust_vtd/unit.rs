@@ -1,199 +1,348 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One DMA-remapping hardware unit (a DRHD): its registers and state.
+//! One DMA-remapping hardware unit (a DRHD): bring-up, its root and
+//! context tables, invalidation, and translation on and off.
 
-use crate::regs::{
-    CAP,
-    ECAP,
-    GCMD,
-    GSTS,
-    REG_SIZE,
-    VER, //
+use crate::{
+    context::{
+        root_entry,
+        root_entry_ctp,
+        source_id,
+        widest_aw,
+        ContextEntry,
+        TranslationType, //
+    },
+    dmar::{
+        DeviceScope,
+        Dmar,
+        ScopeKind, //
+    },
+    iommu::{
+        RustVtdIommu,
+        OPS,
+        UNITS, //
+    },
+    regs::{
+        CAP,
+        ECAP,
+        GCMD,
+        GSTS,
+        REG_SIZE,
+        VER, //
+    },
 };
 use kernel::{
+    acpi::table::Table,
     device::Core,
     io::{
-        mem::ExclusiveIoMem,
-        poll::read_poll_timeout,
+        mem::{
+            DevresExclusiveIoMem,
+            ExclusiveIoMem, //
+        },
+        poll::read_poll_timeout_atomic,
         Io, //
     },
-    platform,
+    iommu::{
+        device::{
+            HasIommuDevice,
+            IommuDevice,
+            Registration, //
+        },
+        pages::TablePage,
+    },
+    new_mutex, platform,
     prelude::*,
+    str::CString,
+    sync::{
+        Arc,
+        Mutex, //
+    },
     time::Delta,
 };
 
-/// How long a unit may take to complete a global command. The C driver
-/// uses one second (`DMAR_OPERATION_TIMEOUT`) and panics past it; we give
-/// up with `ETIMEDOUT`.
-const COMMAND_TIMEOUT: Delta = Delta::from_secs(1);
+/// How long a unit may take to complete a command: the C driver allows
+/// about ten seconds (`DMAR_OPERATION_TIMEOUT`) and then panics; we give
+/// up after one second with `ETIMEDOUT`.
+const COMMAND_TIMEOUT_US: usize = 1_000_000;
+/// Poll interval while waiting for a command.
+const POLL_US: usize = 1;
 
-/// A remapping unit whose registers are mapped and have been read.
+/// Domain ID used for pass-through context entries, as the C driver does
+/// (`FLPT_DEFAULT_DID`).
+const PASS_THROUGH_DID: u16 = 1;
+
+/// Register offsets outside the `register!` definitions: the context
+/// command register and the IOTLB registers (at ECAP.IRO).
+const CCMD: usize = 0x28;
+/// CCMD: invalidate context cache (and busy).
+const CCMD_ICC: u64 = 1 << 63;
+/// CCMD granularity: global.
+const CCMD_GLOBAL: u64 = 1 << 61;
+/// CCMD granularity: device selective.
+const CCMD_DEVICE: u64 = 3 << 61;
+/// IOTLB_REG: invalidate IOTLB (and busy).
+const IOTLB_IVT: u64 = 1 << 63;
+/// IOTLB granularity: global.
+const IOTLB_GLOBAL: u64 = 1 << 60;
+/// IOTLB granularity: domain selective.
+const IOTLB_DOMAIN: u64 = 2 << 60;
+/// IOTLB: drain writes / reads first.
+const IOTLB_DW: u64 = 1 << 48;
+const IOTLB_DR: u64 = 1 << 49;
+/// RTADDR register offset.
+const RTADDR: usize = 0x20;
+
+/// A PCI device scope of the unit, as a path of device/function hops from
+/// a start bus.
+struct PciScope {
+    bridge: bool,
+    start_bus: u8,
+    path: KVec<u8>,
+}
+
+/// The root table and the context tables it points to.
+struct Tables {
+    root: TablePage,
+    contexts: KVec<Option<TablePage>>,
+}
+
+/// What a remapping unit shares with the IOMMU core's callbacks.
 ///
 /// # Invariants
 ///
-/// `regs` maps the unit's register page exclusively; `ver`, `cap` and
-/// `ecap` hold values read from it that passed [`Unit::check_readable`],
-/// and the fault-recording and IOTLB registers they locate lie within the
-/// mapped page.
-pub(crate) struct Unit<'a> {
-    /// Index of the unit in the DMAR table; the unit is called `dmar<index>`.
+/// `regs` maps the unit's register page; `cap` and `ecap` were read from
+/// it and passed [`check_readable`]; RTADDR holds `tables.root`'s address
+/// from bring-up on.
+#[pin_data]
+pub(crate) struct UnitState {
+    /// Index in the DMAR table; the unit is `dmar<index>`.
     pub(crate) index: u32,
-    regs: ExclusiveIoMem<'a, REG_SIZE>,
+    iommu: IommuDevice,
+    regs: DevresExclusiveIoMem<REG_SIZE>,
     /// Capability register.
     pub(crate) cap: CAP,
     /// Extended capability register.
     pub(crate) ecap: ECAP,
+    segment: u16,
+    include_all: bool,
+    scopes: KVec<PciScope>,
+    #[pin]
+    tables: Mutex<Tables>,
 }
 
-impl<'a> Unit<'a> {
-    /// Maps and identifies the unit behind platform device `pdev`, and
-    /// turns off translation left enabled by a previous kernel.
-    pub(crate) fn probe(pdev: &'a platform::Device<Core<'_>>) -> Result<Self> {
-        let index = pdev.id().ok_or(EINVAL)?;
-        let req = pdev.io_request_by_index(0).ok_or(ENODEV)?;
-        let regs = req.iomap_exclusive_sized::<REG_SIZE>().inspect_err(|e| {
-            pr_err!("dmar{}: cannot map the register page: {:?}\n", index, e);
-        })?;
-        let reg_base = pdev.resource_by_index(0).ok_or(ENODEV)?.start();
-        let (ver, cap, ecap) = {
-            let io = &regs;
-            // `Region` only promises 4-byte alignment, so 64-bit registers
-            // are read with the run-time checked accessor; the mapping is
-            // page aligned and the check cannot fail.
-            (io.read(VER), io.try_read(CAP)?, io.try_read(ECAP)?)
-        };
-        Self::check_readable(index, reg_base, ver, cap, ecap)?;
+impl HasIommuDevice for UnitState {
+    fn iommu_device(&self) -> &IommuDevice {
+        &self.iommu
+    }
+}
 
-        // INVARIANT: the register values passed `check_readable`.
-        let unit = Unit {
+/// The platform driver's data for a bound unit.
+///
+/// Dropping it (on unbind) unregisters the unit from the IOMMU core, which
+/// moves every device to the blocking domain and releases it, then turns
+/// translation off, so that devices fall back to direct DMA.
+pub(crate) struct Unit {
+    registration: Option<Registration<RustVtdIommu, UnitState>>,
+    state: Arc<UnitState>,
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        drop(self.registration.take());
+        let s = &self.state;
+        if s.disable_translation().is_err() {
+            pr_err!("dmar{}: could not turn translation off\n", s.index);
+        }
+        let mut units = UNITS.lock();
+        units.retain(|u| !Arc::ptr_eq(u, s));
+        if units.is_empty() {
+            // The registry is a static, never dropped: free its buffer so
+            // that nothing is left once the module goes.
+            *units = KVec::new();
+        }
+        drop(units);
+        pr_info!("dmar{}: released\n", s.index);
+    }
+}
+
+/// Rejects register values that show the unit is not there: reads that
+/// return all ones (nothing decodes the address) or zero, a version of
+/// zero, or capability offsets that point outside the register page.
+fn check_readable(index: u32, base: u64, ver: VER, cap: CAP, ecap: ECAP) -> Result {
+    let (v, c, e) = (u32::from(ver), u64::from(cap), u64::from(ecap));
+    let gone = v == u32::MAX
+        || c == u64::MAX
+        || e == u64::MAX
+        || ver.max().get() == 0
+        || (c == 0 && e == 0);
+    if gone {
+        pr_err!(
+            "dmar{}: [Firmware Bug]: no remapping unit answers at {:#x} (ver {:#x} cap {:#x} ecap {:#x})\n",
             index,
-            regs,
-            cap,
-            ecap,
-        };
-        pr_info!(
-            "dmar{}: reg_base_addr {:x} ver {}:{} cap {:x} ecap {:x}\n",
+            base,
+            v,
+            c,
+            e
+        );
+        return Err(ENODEV);
+    }
+    let fault_end = cap.fault_reg_offset() + cap.fault_reg_count() * 16;
+    let iotlb_end = ecap.iotlb_reg_offset() + 16;
+    if fault_end > REG_SIZE || iotlb_end > REG_SIZE {
+        pr_err!(
+            "dmar{}: registers beyond the first page are not supported (fault regs end {:#x}, IOTLB regs end {:#x})\n",
             index,
-            reg_base,
-            ver.max().get(),
-            ver.min().get(),
-            u64::from(cap),
-            u64::from(ecap)
+            fault_end,
+            iotlb_end
         );
-        unit.log_decoded();
+        return Err(ENODEV);
+    }
+    Ok(())
+}
 
-        if unit.gsts().tes() {
-            // Outside kdump nothing can rely on the old tables: like the C
-            // driver, turn translation off before anything else.
-            pr_warn!(
-                "dmar{}: translation was left enabled by a previous kernel; disabling it\n",
-                index
-            );
-            unit.disable_translation()?;
-        }
-        Ok(unit)
+/// Logs the decoded capabilities, one `key=value` pair per field.
+fn log_decoded(index: u32, c: CAP, e: ECAP) {
+    pr_info!(
+        "dmar{}: cap: nd={} domains={} afl={} rwbf={} plmr={} phmr={} cm={} sagaw={:#x} mgaw={} zlr={} fro={:#x} sllps={:#x} psi={} nfr={} mamv={} dwd={} drd={} fs1gp={} pi={} fl5lp={} esirtps={} esrtps={}\n",
+        index,
+        c.nd().get(),
+        c.domains(),
+        u8::from(c.afl()),
+        u8::from(c.rwbf()),
+        u8::from(c.plmr()),
+        u8::from(c.phmr()),
+        u8::from(c.cm()),
+        c.sagaw().get(),
+        c.mgaw_bits(),
+        u8::from(c.zlr()),
+        c.fault_reg_offset(),
+        c.sllps().get(),
+        u8::from(c.psi()),
+        c.fault_reg_count(),
+        c.mamv().get(),
+        u8::from(c.dwd()),
+        u8::from(c.drd()),
+        u8::from(c.fs1gp()),
+        u8::from(c.pi()),
+        u8::from(c.fl5lp()),
+        u8::from(c.esirtps()),
+        u8::from(c.esrtps())
+    );
+    pr_info!(
+        "dmar{}: ecap: c={} qi={} dt={} ir={} eim={} pt={} sc={} iro={:#x} mhmv={} mts={} nest={} prs={} ers={} srs={} nwfs={} eafs={} pss={} pasid={} dit={} pds={} smts={} slads={} slts={} flts={} smpwc={} rps={} pms={}\n",
+        index,
+        u8::from(e.c()),
+        u8::from(e.qi()),
+        u8::from(e.dt()),
+        u8::from(e.ir()),
+        u8::from(e.eim()),
+        u8::from(e.pt()),
+        u8::from(e.sc()),
+        e.iotlb_reg_offset(),
+        e.mhmv().get(),
+        u8::from(e.mts()),
+        u8::from(e.nest()),
+        u8::from(e.prs()),
+        u8::from(e.ers()),
+        u8::from(e.srs()),
+        u8::from(e.nwfs()),
+        u8::from(e.eafs()),
+        e.pss().get(),
+        u8::from(e.pasid()),
+        u8::from(e.dit()),
+        u8::from(e.pds()),
+        u8::from(e.smts()),
+        u8::from(e.slads()),
+        u8::from(e.slts()),
+        u8::from(e.flts()),
+        u8::from(e.smpwc()),
+        u8::from(e.rps()),
+        u8::from(e.pms())
+    );
+}
+
+/// The PCI scopes of DRHD `index`, read again from the DMAR table.
+fn drhd_scopes(index: usize) -> Result<(u16, bool, KVec<PciScope>)> {
+    let table = Table::get(b"DMAR", 1)?;
+    let dmar = Dmar::parse(table.as_bytes()).map_err(Error::from)?;
+    let drhd = dmar.units.get(index).ok_or(ENODEV)?;
+    let mut scopes = KVec::new();
+    for s in drhd.scopes.iter() {
+        let bridge = match s.kind {
+            ScopeKind::Endpoint => false,
+            ScopeKind::Bridge => true,
+            _ => continue,
+        };
+        scopes.push(pci_scope(s, bridge)?, GFP_KERNEL)?;
+    }
+    Ok((drhd.segment, drhd.include_all, scopes))
+}
+
+fn pci_scope(s: &DeviceScope, bridge: bool) -> Result<PciScope> {
+    let mut path = KVec::with_capacity(s.path.len(), GFP_KERNEL)?;
+    for hop in s.path.iter() {
+        path.push((hop.device << 3) | (hop.function & 7), GFP_KERNEL)?;
+    }
+    Ok(PciScope {
+        bridge,
+        start_bus: s.start_bus,
+        path,
+    })
+}
+
+impl UnitState {
+    /// Whether one of the unit's device scopes names the device whose
+    /// path from the root bus is `chain` (bus, devfn of each hop, the
+    /// device last): an endpoint scope naming it exactly, or a bridge scope
+    /// naming it or a bridge above it.
+    pub(crate) fn scope_covers(&self, segment: u16, chain: &[(u8, u8)]) -> bool {
+        segment == self.segment
+            && self.scopes.iter().any(|s| {
+                let n = s.path.len();
+                chain.len() >= n
+                    && (s.bridge || chain.len() == n)
+                    && chain[0].0 == s.start_bus
+                    && chain.iter().zip(s.path.iter()).all(|(c, d)| c.1 == *d)
+            })
     }
 
-    /// Rejects register values that show the unit is not there: reads that
-    /// return all ones (nothing decodes the address) or zero, a version of
-    /// zero, or capability offsets that point outside the register page.
-    fn check_readable(index: u32, base: u64, ver: VER, cap: CAP, ecap: ECAP) -> Result {
-        let (v, c, e) = (u32::from(ver), u64::from(cap), u64::from(ecap));
-        let gone = v == u32::MAX
-            || c == u64::MAX
-            || e == u64::MAX
-            || ver.max().get() == 0
-            || (c == 0 && e == 0);
-        if gone {
+    /// Whether this is the catch-all unit of `segment`.
+    pub(crate) fn includes_all(&self, segment: u16) -> bool {
+        self.include_all && self.segment == segment
+    }
+
+    /// Runs `f` on the registers, or fails with `ENODEV` once the unit's
+    /// device is unbound. `f` runs under RCU: it must not sleep.
+    fn with_regs<R>(
+        &self,
+        f: impl FnOnce(&ExclusiveIoMem<'_, REG_SIZE>) -> Result<R>,
+    ) -> Result<R> {
+        let regs = self.regs.try_access().ok_or(ENODEV)?;
+        f(&regs)
+    }
+
+    /// Waits, bounded, until `done` holds for the 64-bit register at `off`.
+    fn wait64(
+        &self,
+        io: &ExclusiveIoMem<'_, REG_SIZE>,
+        what: &str,
+        off: usize,
+        done: impl Fn(u64) -> bool,
+    ) -> Result<u64> {
+        read_poll_timeout_atomic(
+            || io.try_read64(off),
+            |v: &u64| done(*v),
+            Delta::from_micros(POLL_US as i64),
+            COMMAND_TIMEOUT_US / POLL_US,
+        )
+        .inspect_err(|_| {
             pr_err!(
-                "dmar{}: [Firmware Bug]: no remapping unit answers at {:#x} (ver {:#x} cap {:#x} ecap {:#x})\n",
-                index,
-                base,
-                v,
-                c,
-                e
-            );
-            return Err(ENODEV);
-        }
-        let fault_end = cap.fault_reg_offset() + cap.fault_reg_count() * 16;
-        let iotlb_end = ecap.iotlb_reg_offset() + 16;
-        if fault_end > REG_SIZE || iotlb_end > REG_SIZE {
-            pr_err!(
-                "dmar{}: registers beyond the first page are not supported (fault regs end {:#x}, IOTLB regs end {:#x})\n",
-                index,
-                fault_end,
-                iotlb_end
-            );
-            return Err(ENODEV);
-        }
-        Ok(())
-    }
-
-    /// Logs the decoded capabilities, one `key=value` pair per field.
-    fn log_decoded(&self) {
-        let (c, e) = (self.cap, self.ecap);
-        pr_info!(
-            "dmar{}: cap: nd={} domains={} afl={} rwbf={} plmr={} phmr={} cm={} sagaw={:#x} mgaw={} zlr={} fro={:#x} sllps={:#x} psi={} nfr={} mamv={} dwd={} drd={} fs1gp={} pi={} fl5lp={} esirtps={} esrtps={}\n",
-            self.index,
-            c.nd().get(),
-            c.domains(),
-            u8::from(c.afl()),
-            u8::from(c.rwbf()),
-            u8::from(c.plmr()),
-            u8::from(c.phmr()),
-            u8::from(c.cm()),
-            c.sagaw().get(),
-            c.mgaw_bits(),
-            u8::from(c.zlr()),
-            c.fault_reg_offset(),
-            c.sllps().get(),
-            u8::from(c.psi()),
-            c.fault_reg_count(),
-            c.mamv().get(),
-            u8::from(c.dwd()),
-            u8::from(c.drd()),
-            u8::from(c.fs1gp()),
-            u8::from(c.pi()),
-            u8::from(c.fl5lp()),
-            u8::from(c.esirtps()),
-            u8::from(c.esrtps())
-        );
-        pr_info!(
-            "dmar{}: ecap: c={} qi={} dt={} ir={} eim={} pt={} sc={} iro={:#x} mhmv={} mts={} nest={} prs={} ers={} srs={} nwfs={} eafs={} pss={} pasid={} dit={} pds={} smts={} slads={} slts={} flts={} smpwc={} rps={} pms={}\n",
-            self.index,
-            u8::from(e.c()),
-            u8::from(e.qi()),
-            u8::from(e.dt()),
-            u8::from(e.ir()),
-            u8::from(e.eim()),
-            u8::from(e.pt()),
-            u8::from(e.sc()),
-            e.iotlb_reg_offset(),
-            e.mhmv().get(),
-            u8::from(e.mts()),
-            u8::from(e.nest()),
-            u8::from(e.prs()),
-            u8::from(e.ers()),
-            u8::from(e.srs()),
-            u8::from(e.nwfs()),
-            u8::from(e.eafs()),
-            e.pss().get(),
-            u8::from(e.pasid()),
-            u8::from(e.dit()),
-            u8::from(e.pds()),
-            u8::from(e.smts()),
-            u8::from(e.slads()),
-            u8::from(e.slts()),
-            u8::from(e.flts()),
-            u8::from(e.smpwc()),
-            u8::from(e.rps()),
-            u8::from(e.pms())
-        );
-    }
-
-    /// Reads the global status register.
-    pub(crate) fn gsts(&self) -> GSTS {
-        (&self.regs).read(GSTS)
+                "dmar{}: hardware did not complete '{}' in {} ms\n",
+                self.index,
+                what,
+                COMMAND_TIMEOUT_US / 1000
+            )
+        })
     }
 
     /// Issues a global command that changes one persistent setting, and
@@ -204,28 +353,285 @@ impl<'a> Unit<'a> {
         cmd: impl FnOnce(GCMD) -> GCMD,
         done: impl Fn(GSTS) -> bool,
     ) -> Result {
-        let io = &self.regs;
-        io.write_reg(cmd(self.gsts().persistent_command()));
-        read_poll_timeout(
-            || Ok(io.read(GSTS)),
-            |s: &GSTS| done(*s),
-            Delta::from_micros(10),
-            COMMAND_TIMEOUT,
-        )
-        .map(|_| ())
-        .inspect_err(|_| {
-            pr_err!(
-                "dmar{}: hardware did not complete '{}' in {} ms (gsts {:#x})\n",
-                self.index,
-                what,
-                COMMAND_TIMEOUT.as_millis(),
-                u32::from(self.gsts())
-            );
+        self.with_regs(|io| {
+            io.write_reg(cmd(io.read(GSTS).persistent_command()));
+            read_poll_timeout_atomic(
+                || Ok(io.read(GSTS)),
+                |s: &GSTS| done(*s),
+                Delta::from_micros(POLL_US as i64),
+                COMMAND_TIMEOUT_US / POLL_US,
+            )
+            .map(|_| ())
+            .inspect_err(|_| {
+                pr_err!(
+                    "dmar{}: hardware did not complete '{}' in {} ms (gsts {:#x})\n",
+                    self.index,
+                    what,
+                    COMMAND_TIMEOUT_US / 1000,
+                    u32::from(io.read(GSTS))
+                )
+            })
         })
+    }
+
+    /// Turns DMA translation on.
+    fn enable_translation(&self) -> Result {
+        self.global_command("enable translation", |c| c.with_te(true), |s| s.tes())
     }
 
     /// Turns DMA translation off.
     pub(crate) fn disable_translation(&self) -> Result {
         self.global_command("disable translation", |c| c.with_te(false), |s| !s.tes())
+    }
+
+    /// Points the unit at the root table (RTADDR, then GCMD.SRTP) and
+    /// invalidates everything cached from any earlier table.
+    fn set_root_table(&self, root: u64) -> Result {
+        self.with_regs(|io| io.try_write64(root, RTADDR))?;
+        self.global_command(
+            "set root table pointer",
+            |c| c.with_srtp(true),
+            |s| s.rtps(),
+        )?;
+        self.flush_context(CCMD_GLOBAL)?;
+        self.flush_iotlb(IOTLB_GLOBAL)
+    }
+
+    /// Register-based context-cache invalidation (VT-d 6.5.1.1).
+    fn flush_context(&self, granularity: u64) -> Result {
+        self.with_regs(|io| {
+            io.try_write64(granularity | CCMD_ICC, CCMD)?;
+            self.wait64(io, "context-cache invalidation", CCMD, |v| {
+                v & CCMD_ICC == 0
+            })
+            .map(|_| ())
+        })
+    }
+
+    /// Register-based IOTLB invalidation (VT-d 6.5.1.2), draining reads
+    /// and writes where the unit can.
+    fn flush_iotlb(&self, granularity: u64) -> Result {
+        let mut cmd = granularity | IOTLB_IVT;
+        if self.cap.dwd() {
+            cmd |= IOTLB_DW;
+        }
+        if self.cap.drd() {
+            cmd |= IOTLB_DR;
+        }
+        let off = self.ecap.iotlb_reg_offset() + 8;
+        self.with_regs(|io| {
+            io.try_write64(cmd, off)?;
+            self.wait64(io, "IOTLB invalidation", off, |v| v & IOTLB_IVT == 0)
+                .map(|_| ())
+        })
+    }
+
+    /// Flushes the write buffer where the unit requires it (CAP.RWBF).
+    fn flush_write_buffer(&self) -> Result {
+        if !self.cap.rwbf() {
+            return Ok(());
+        }
+        self.with_regs(|io| {
+            // WBF is a one-shot command (bit 27) next to the persistent ones.
+            let cmd = u32::from(io.read(GSTS).persistent_command()) | (1 << 27);
+            io.write_reg(GCMD::from(cmd));
+            read_poll_timeout_atomic(
+                || Ok(io.read(GSTS)),
+                |s: &GSTS| !s.wbfs(),
+                Delta::from_micros(POLL_US as i64),
+                COMMAND_TIMEOUT_US / POLL_US,
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Invalidates what the unit caches for one device whose context
+    /// entry had domain `did` (device-selective context cache, then the
+    /// domain's IOTLB entries).
+    fn flush_device(&self, did: u16, sid: u16) -> Result {
+        self.flush_context(CCMD_DEVICE | (u64::from(sid) << 16) | u64::from(did))?;
+        self.flush_iotlb(IOTLB_DOMAIN | (u64::from(did) << 32))
+    }
+
+    /// Makes the context entry of `bus:devfn` not present and invalidates
+    /// it: the device can reach no memory. Never fails: a unit that does
+    /// not complete the invalidation is reported, and the entry stays
+    /// cleared.
+    pub(crate) fn block(&self, bus: u8, devfn: u8) {
+        let tables = self.tables.lock();
+        let Some(ctx) = tables.contexts[usize::from(bus)].as_ref() else {
+            return;
+        };
+        let i = usize::from(devfn) * 2;
+        let lo = ctx.read(i);
+        if lo & ContextEntry::PRESENT == 0 {
+            return;
+        }
+        let did = ContextEntry::did_of(ctx.read(i + 1));
+        ctx.write(i, lo & !ContextEntry::PRESENT);
+        ctx.flush(i, 1);
+        if self.flush_device(did, source_id(bus, devfn)).is_err() {
+            pr_err!(
+                "dmar{}: {:02x}:{:02x}.{}: blocked, but the unit did not confirm the invalidation\n",
+                self.index,
+                bus,
+                devfn >> 3,
+                devfn & 7
+            );
+        }
+        ctx.write(i + 1, 0);
+        ctx.write(i, 0);
+        ctx.flush(i, 2);
+    }
+
+    /// Makes `bus:devfn` bypass translation (context entry type
+    /// pass-through), replacing whatever entry it had.
+    pub(crate) fn pass_through(&self, bus: u8, devfn: u8) -> Result {
+        if !self.ecap.pt() {
+            // A 1:1 page table would be needed; paging domains come later.
+            return Err(EOPNOTSUPP);
+        }
+        let aw = widest_aw(self.cap.sagaw().get()).ok_or(ENODEV)?;
+        self.block(bus, devfn);
+        let mut tables = self.tables.lock();
+        let b = usize::from(bus);
+        if tables.contexts[b].is_none() {
+            let ctx = TablePage::new()?;
+            let [lo, hi] = root_entry(ctx.phys());
+            tables.root.write(b * 2 + 1, hi);
+            tables.root.write(b * 2, lo);
+            tables.root.flush(b * 2, 2);
+            tables.contexts[b] = Some(ctx);
+        }
+        let ctx = tables.contexts[b].as_ref().ok_or(ENOMEM)?;
+        let [lo, hi] = ContextEntry {
+            did: PASS_THROUGH_DID,
+            aw,
+            tt: TranslationType::PassThrough,
+            slptptr: 0,
+        }
+        .encode();
+        let i = usize::from(devfn) * 2;
+        ctx.write(i + 1, hi);
+        ctx.write(i, lo);
+        ctx.flush(i, 2);
+        drop(tables);
+        // Not present to present: only units that cache not-present
+        // entries (caching mode) need an invalidation.
+        if self.cap.cm() {
+            self.flush_device(0, source_id(bus, devfn))
+        } else {
+            self.flush_write_buffer()
+        }
+    }
+
+    /// Checks that the root table still points to what it did (for tests
+    /// and debugging): returns the number of buses with context tables.
+    pub(crate) fn context_tables(&self) -> usize {
+        let tables = self.tables.lock();
+        (0..256)
+            .filter(|b| root_entry_ctp(tables.root.read(b * 2)).is_some())
+            .count()
+    }
+}
+
+impl Unit {
+    /// Brings up the unit behind platform device `pdev`: maps and checks
+    /// its registers, turns off translation left on by a previous kernel,
+    /// installs an empty root table (every device blocked), registers it
+    /// with the IOMMU core, which gives every device it translates a
+    /// domain, then turns translation on.
+    pub(crate) fn probe(pdev: &platform::Device<Core<'_>>) -> Result<Self> {
+        let index = pdev.id().ok_or(EINVAL)?;
+        let req = pdev.io_request_by_index(0).ok_or(ENODEV)?;
+        let regs = req.iomap_exclusive_sized::<REG_SIZE>().inspect_err(|e| {
+            pr_err!("dmar{}: cannot map the register page: {:?}\n", index, e);
+        })?;
+        let reg_base = pdev.resource_by_index(0).ok_or(ENODEV)?.start();
+        let (ver, cap, ecap, gsts) = {
+            let io = &regs;
+            // `Region` only promises 4-byte alignment, so 64-bit registers
+            // are read with the run-time checked accessor; the mapping is
+            // page aligned and the check cannot fail.
+            (
+                io.read(VER),
+                io.try_read(CAP)?,
+                io.try_read(ECAP)?,
+                io.read(GSTS),
+            )
+        };
+        check_readable(index, reg_base, ver, cap, ecap)?;
+        pr_info!(
+            "dmar{}: reg_base_addr {:x} ver {}:{} cap {:x} ecap {:x}\n",
+            index,
+            reg_base,
+            ver.max().get(),
+            ver.min().get(),
+            u64::from(cap),
+            u64::from(ecap)
+        );
+        log_decoded(index, cap, ecap);
+
+        let (segment, include_all, scopes) = drhd_scopes(index as usize)?;
+        let mut contexts = KVec::with_capacity(256, GFP_KERNEL)?;
+        for _ in 0..256 {
+            contexts.push(None, GFP_KERNEL)?;
+        }
+        let root = TablePage::new()?;
+        let root_phys = root.phys();
+        // INVARIANT: `check_readable` passed; RTADDR is set below, before
+        // anything else uses the state.
+        let state = Arc::pin_init(
+            try_pin_init!(UnitState {
+                index,
+                iommu: IommuDevice::new(),
+                regs: regs.into_devres()?,
+                cap,
+                ecap,
+                segment,
+                include_all,
+                scopes,
+                tables <- new_mutex!(Tables { root, contexts }),
+            }),
+            GFP_KERNEL,
+        )?;
+
+        if gsts.tes() {
+            // Outside kdump nothing can rely on the old tables: like the C
+            // driver, turn translation off before anything else.
+            pr_warn!(
+                "dmar{}: translation was left enabled by a previous kernel; disabling it\n",
+                index
+            );
+            state.disable_translation()?;
+        }
+        state.set_root_table(root_phys)?;
+
+        UNITS.lock().push(state.clone(), GFP_KERNEL)?;
+        let name = CString::try_from_fmt(fmt!("dmar{index}"))?;
+        let registration = match Registration::register(state.clone(), pdev.as_ref(), &name, &OPS) {
+            Ok(r) => r,
+            Err(e) => {
+                pr_err!(
+                    "dmar{}: registration with the IOMMU core failed: {:?}\n",
+                    index,
+                    e
+                );
+                UNITS.lock().retain(|u| !Arc::ptr_eq(u, &state));
+                return Err(e);
+            }
+        };
+        let unit = Unit {
+            registration: Some(registration),
+            state,
+        };
+        // Every device the unit translates has its context entry now.
+        unit.state.enable_translation()?;
+        pr_info!(
+            "dmar{}: translation enabled; {} bus(es) with context tables\n",
+            index,
+            unit.state.context_tables()
+        );
+        Ok(unit)
     }
 }

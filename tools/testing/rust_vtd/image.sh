@@ -20,5 +20,11 @@ chmod +x "$ROOT/init"
 cp -a "$B/staging/lib/modules" "$ROOT/lib/"
 cp -a "$TOP/tools/testing/selftests/iommu/rust_vtd/." "$ROOT/tests/"
 echo "root:x:0:0:root:/root:/bin/sh" > "$ROOT/etc/passwd"
+# The guest tests' C helpers, static, against this kernel's uapi headers.
+for c in "$TOP"/tools/testing/selftests/iommu/rust_vtd/*.c; do
+	[ -e "$c" ] || continue
+	clang -static -O2 -Wall -Werror -isystem "$B/hdr/include" -o "$ROOT/bin/$(basename "$c" .c)" "$c"
+done
+rm -f "$ROOT"/tests/*.c
 (cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1 > "$OUT/initramfs.gz.new")
 mv "$OUT/initramfs.gz.new" "$OUT/initramfs.gz"

@@ -133,3 +133,79 @@ check_no_splats() {
 	[ -z "$s" ] || diag "$s"
 	result "no_kernel_warnings_$1" $([ -z "$s" ]; echo $?)
 }
+
+# --- DMA with QEMU's edu device (BAR0: 0x80 src, 0x88 dst, 0x90 count,
+# 0x98 command; its 4 KiB buffer is at device address 0x40000) ---
+EDU=0000:00:10.0
+EDU_BUF=0x40000
+# RAM the guest kernel reserved for these tests (memmap=1M$0x7000000 on the
+# command line), below edu's 28-bit DMA mask.
+SCRATCH=0x7000000
+
+edu_bar() { printf '0x%x' $(($(head -n1 /sys/bus/pci/devices/$EDU/resource | cut -d' ' -f1))); }
+
+# Enable memory decoding and bus mastering in the command register.
+pci_enable_master() {
+	printf '\006\000' | dd of=/sys/bus/pci/devices/$1/config bs=1 seek=4 count=2 conv=notrunc 2>/dev/null
+}
+
+# edu_dma SRC DST LEN TO_RAM: one DMA; returns when the device is done.
+edu_dma() {
+	local bar n
+	bar=$(edu_bar)
+	devmem $((bar + 0x80)) 64 $1
+	devmem $((bar + 0x88)) 64 $2
+	devmem $((bar + 0x90)) 64 $3
+	if [ "$4" = 1 ]; then devmem $((bar + 0x98)) 64 3; else devmem $((bar + 0x98)) 64 1; fi
+	n=0
+	while [ $(($(devmem $((bar + 0x98)) 64) & 1)) = 1 ]; do
+		n=$((n + 1))
+		[ $n -gt 2000 ] && { diag "edu DMA did not finish"; return 1; }
+		usleep 1000
+	done
+}
+
+# fill ADDR WORDS VALUE: write 32-bit words (VALUE + index) to RAM.
+fill() {
+	local i=0
+	while [ $i -lt $2 ]; do devmem $(($1 + 4 * i)) 32 $(($3 + i)); i=$((i + 1)); done
+}
+
+# same ADDR WORDS VALUE: whether RAM holds what fill wrote.
+same() {
+	local i=0
+	while [ $i -lt $2 ]; do
+		[ $(($(devmem $(($1 + 4 * i)) 32))) = $((($3 + i) & 0xffffffff)) ] || return 1
+		i=$((i + 1))
+	done
+}
+
+# The first fault recording register of the unit at $1: "F FR SID".
+frcd() {
+	local cap fro hi sid
+	cap=$(reg64 $1 0x8)
+	fro=$((((cap >> 24) & 1023) * 16))
+	hi=$(($(devmem $(($1 + fro + 12)) 32)))
+	sid=$(($(devmem $(($1 + fro + 8)) 32) & 0xffff))
+	echo "$(((hi >> 31) & 1)) $((hi & 0xff)) $sid"
+}
+
+frcd_clear() {
+	local cap fro
+	cap=$(reg64 $1 0x8)
+	fro=$((((cap >> 24) & 1023) * 16))
+	devmem $(($1 + fro + 12)) 32 0x80000000
+	devmem $(($1 + 0x34)) 32 1
+}
+
+bdf_sid() { # 0000:BB:DD.F -> requester id
+	local b d f
+	b=${1#*:}; d=${b#*:}; b=${b%%:*}; f=${d#*.}; d=${d%.*}
+	echo $(((0x$b << 8) | (0x$d << 3) | f))
+}
+
+units_unbind() {
+	for u in /sys/bus/platform/drivers/rust_vtd/rust_vtd.*; do
+		[ -e "$u" ] && echo "${u##*/}" > /sys/bus/platform/drivers/rust_vtd/unbind
+	done
+}

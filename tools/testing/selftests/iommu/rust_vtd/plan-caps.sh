@@ -5,6 +5,7 @@
 insmod $KO
 result "insmod_succeeds_$RVTD_MODE" $?
 check_units
+units_unbind
 rmmod rust_vtd
 result "rmmod_succeeds_$RVTD_MODE" $?
 check_no_splats "$RVTD_MODE"

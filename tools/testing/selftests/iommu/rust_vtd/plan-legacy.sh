@@ -34,8 +34,9 @@ fi
 grep -E 'doctests_kernel|rust_vtd_dmar' /tmp/ktap | grep -E '^# .*pass:' | while read -r l; do diag "$l"; done
 
 check_units
+units_unbind
 rmmod rust_vtd
-result "rmmod_succeeds_$RVTD_MODE" $?
+result "rmmod_after_unbinding_units_$RVTD_MODE" $?
 
 # A unit that a previous kernel left translating: point it at a root table
 # and enable translation behind the driver's back, then load.
@@ -48,11 +49,14 @@ pre=$(($(reg32 $base 0x1c) >> 31 & 1))
 insmod $KO
 rc=$?
 post=$(($(reg32 $base 0x1c) >> 31 & 1))
-diag "GSTS.TES before load $pre, after $post; insmod $rc"
+rt=$(reg64 $base 0x20)
+diag "GSTS.TES before load $pre, after $post; RTADDR $rt; insmod $rc"
 dmesg | grep -q 'translation was left enabled by a previous kernel; disabling it'
 msg=$?
-[ $pre = 1 ] && [ $post = 0 ] && [ $rc = 0 ] && [ $msg = 0 ]
-result "translation_left_enabled_is_turned_off" $?
+# Like the C driver outside kdump: off first, then on with its own tables.
+[ $pre = 1 ] && [ $rc = 0 ] && [ $msg = 0 ] && [ $post = 1 ] && [ $(($rt)) != $(($rtaddr)) ]
+result "translation_left_enabled_is_taken_over" $?
+units_unbind
 rmmod rust_vtd
 
 # 50 load/unload cycles: no splat, no leaked memory, mapping or resource.
@@ -63,6 +67,7 @@ fail=0
 i=0
 while [ $i -lt 50 ]; do
 	insmod $KO || { diag "insmod failed in cycle $i"; fail=1; break; }
+	units_unbind
 	rmmod rust_vtd || { diag "rmmod failed in cycle $i"; fail=1; break; }
 	i=$((i + 1))
 done

@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rust_vtd as the IOMMU core sees it: which unit translates a device,
+//! and the static blocking and identity domains.
+
+use crate::unit::UnitState;
+use kernel::{
+    device::Device,
+    iommu::{
+        device::IommuDevice,
+        domain::{
+            AttachOps,
+            DomainRef,
+            StaticDomain,
+            StaticDomainOps,
+            StaticKind, //
+        },
+        ops::{
+            Capability,
+            DefaultDomain,
+            Ops,
+            OpsTable, //
+        },
+    },
+    pci,
+    prelude::*,
+    sync::Arc,
+};
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialized in the module initializer before any unit is
+    // created, and so before the IOMMU core can call into the driver.
+    pub(crate) unsafe(uninit) static UNITS: Mutex<KVec<Arc<UnitState>>> = KVec::new();
+}
+
+/// The driver, for the IOMMU core.
+pub(crate) struct RustVtdIommu;
+
+/// What the driver keeps about a device it translates.
+pub(crate) struct DeviceData {
+    unit: Arc<UnitState>,
+    bus: u8,
+    devfn: u8,
+}
+
+impl DeviceData {
+    fn name(&self) -> (u32, u8, u8, u8) {
+        (self.unit.index, self.bus, self.devfn >> 3, self.devfn & 7)
+    }
+}
+
+/// Attaching to the blocking domain: the device's context entry is made
+/// not present, so it reaches no memory at all.
+pub(crate) struct Blocking;
+
+impl AttachOps for Blocking {
+    type Iommu = RustVtdIommu;
+
+    fn attach_dev(_dev: &Device, data: &DeviceData, _old: Option<DomainRef<'_>>) -> Result {
+        data.unit.block(data.bus, data.devfn);
+        let (u, b, d, f) = data.name();
+        pr_debug!("dmar{}: {:02x}:{:02x}.{}: blocked\n", u, b, d, f);
+        Ok(())
+    }
+}
+
+/// Attaching to the identity domain: the device's requests bypass
+/// translation (context entry type pass-through).
+pub(crate) struct Identity;
+
+impl AttachOps for Identity {
+    type Iommu = RustVtdIommu;
+
+    fn attach_dev(_dev: &Device, data: &DeviceData, _old: Option<DomainRef<'_>>) -> Result {
+        data.unit.pass_through(data.bus, data.devfn)?;
+        let (u, b, d, f) = data.name();
+        pr_debug!("dmar{}: {:02x}:{:02x}.{}: identity\n", u, b, d, f);
+        Ok(())
+    }
+}
+
+static BLOCKING_OPS: StaticDomainOps<Blocking> = StaticDomainOps::new();
+static BLOCKING: StaticDomain<Blocking> = StaticDomain::new(StaticKind::Blocked, &BLOCKING_OPS);
+static IDENTITY_OPS: StaticDomainOps<Identity> = StaticDomainOps::new();
+static IDENTITY: StaticDomain<Identity> = StaticDomain::new(StaticKind::Identity, &IDENTITY_OPS);
+
+/// The operations every unit registers with.
+pub(crate) static OPS: OpsTable<RustVtdIommu> = OpsTable::new(&BLOCKING, &IDENTITY);
+
+/// The path of `pdev` from its root bus: (bus, devfn) of each bridge
+/// above it, then of the device itself.
+fn pci_chain(pdev: &pci::Device) -> Result<KVec<(u8, u8)>> {
+    let mut chain = KVec::new();
+    let mut cur = Some(pdev);
+    while let Some(p) = cur {
+        chain.push((p.bus_number(), p.devfn()), GFP_KERNEL)?;
+        cur = p.upstream_bridge();
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+#[vtable]
+impl Ops for RustVtdIommu {
+    type OwnerModule = crate::RustVtd;
+    type DeviceData = DeviceData;
+    type Blocked = Blocking;
+    type Identity = Identity;
+
+    fn probe_device(dev: &Device) -> Result<KBox<DeviceData>> {
+        let pdev: &pci::Device = dev.try_into().map_err(|_| ENODEV)?;
+        let segment = pdev.domain_nr();
+        let chain = pci_chain(pdev)?;
+        let unit = {
+            let units = UNITS.lock();
+            units
+                .iter()
+                .find(|u| u.scope_covers(segment, &chain))
+                .or_else(|| units.iter().find(|u| u.includes_all(segment)))
+                .cloned()
+                .ok_or(ENODEV)?
+        };
+        Ok(KBox::new(
+            DeviceData {
+                unit,
+                bus: pdev.bus_number(),
+                devfn: pdev.devfn(),
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    fn device_iommu(data: &DeviceData) -> &IommuDevice {
+        use kernel::iommu::device::HasIommuDevice;
+        data.unit.iommu_device()
+    }
+
+    fn release_device(_dev: &Device, data: KBox<DeviceData>) {
+        let (u, b, d, f) = data.name();
+        pr_debug!("dmar{}: {:02x}:{:02x}.{}: released\n", u, b, d, f);
+    }
+
+    fn def_domain_type(_dev: &Device, _data: &DeviceData) -> Option<DefaultDomain> {
+        // Until paging domains exist, every device's default domain is
+        // the identity domain.
+        Some(DefaultDomain::Identity)
+    }
+
+    fn capable(_dev: &Device, data: &DeviceData, cap: Capability) -> bool {
+        match cap {
+            // As the C driver: legacy-mode remapping never breaks coherency.
+            Capability::CacheCoherency => true,
+            Capability::EnforceCacheCoherency => data.unit.ecap.sc(),
+            _ => false,
+        }
+    }
+}
