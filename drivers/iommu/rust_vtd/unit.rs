@@ -31,6 +31,12 @@ use crate::{
         VER, //
     },
 };
+use core::sync::atomic::{
+    AtomicBool,
+    AtomicU32,
+    AtomicU64,
+    Ordering, //
+};
 use kernel::{
     acpi::table::Table,
     device::Core,
@@ -57,7 +63,18 @@ use kernel::{
         Arc,
         Mutex, //
     },
-    time::Delta,
+    time::{
+        msecs_to_jiffies,
+        Delta, //
+    },
+    workqueue::{
+        self,
+        cancel_delayed_work_sync,
+        impl_has_delayed_work,
+        new_delayed_work,
+        DelayedWork,
+        WorkItem, //
+    },
 };
 
 /// How long a unit may take to complete a command: the C driver allows
@@ -91,6 +108,43 @@ const IOTLB_DW: u64 = 1 << 48;
 const IOTLB_DR: u64 = 1 << 49;
 /// RTADDR register offset.
 const RTADDR: usize = 0x20;
+/// Fault status register and its write-1-to-clear bits: primary fault
+/// overflow, primary pending fault (read-only), page request overflow.
+const FSTS: usize = 0x34;
+const FSTS_PFO: u32 = 1 << 0;
+const FSTS_PPF: u32 = 1 << 1;
+const FSTS_PRO: u32 = 1 << 7;
+/// Fault recording register: fault bit and type (read) in the top dword.
+const FRCD_F: u32 = 1 << 31;
+const FRCD_T_READ: u32 = 1 << 30;
+
+/// How often the fault recording registers are polled. The fault-event
+/// interrupt is an x86 DMAR-MSI that the kernel does not let modules
+/// allocate (`dmar_alloc_hwirq()` is not exported), so faults are found by
+/// this bounded poll instead, at most this late.
+const FAULT_POLL_MS: u32 = 100;
+/// Fault messages: at most this many in a burst, then one per poll.
+const FAULT_LOG_BURST: u32 = 10;
+
+/// What a legacy-mode fault reason code means (VT-d 7.1.3).
+fn fault_reason(reason: u32) -> &'static str {
+    match reason {
+        0x1 => "root entry not present",
+        0x2 => "context entry not present",
+        0x3 => "invalid context entry",
+        0x4 => "address beyond MGAW",
+        0x5 => "write not permitted",
+        0x6 => "read not permitted",
+        0x7 => "invalid next-level table pointer",
+        0x8 => "invalid root table address",
+        0x9 => "invalid context table pointer",
+        0xa => "reserved bits in root entry",
+        0xb => "reserved bits in context entry",
+        0xc => "reserved bits in page table entry",
+        0xd => "translation type blocks the request",
+        _ => "unknown",
+    }
+}
 
 /// A PCI device scope of the unit, as a path of device/function hops from
 /// a start bus.
@@ -128,6 +182,29 @@ pub(crate) struct UnitState {
     scopes: KVec<PciScope>,
     #[pin]
     tables: Mutex<Tables>,
+    #[pin]
+    fault_work: DelayedWork<UnitState>,
+    /// Set when the unit goes down: the fault poll stops re-arming.
+    stopping: AtomicBool,
+    /// Faults reported since bring-up.
+    faults: AtomicU64,
+    /// Fault messages that may still be printed now (a token bucket).
+    log_budget: AtomicU32,
+}
+
+impl_has_delayed_work! {
+    impl HasDelayedWork<Self> for UnitState { self.fault_work }
+}
+
+impl WorkItem for UnitState {
+    type Pointer = Arc<UnitState>;
+
+    fn run(this: Arc<UnitState>) {
+        this.report_faults();
+        if !this.stopping.load(Ordering::Acquire) {
+            this.poll_faults_later();
+        }
+    }
 }
 
 impl HasIommuDevice for UnitState {
@@ -153,6 +230,9 @@ impl Drop for Unit {
         if s.disable_translation().is_err() {
             pr_err!("dmar{}: could not turn translation off\n", s.index);
         }
+        s.stopping.store(true, Ordering::Release);
+        cancel_delayed_work_sync(s);
+        s.report_faults();
         let mut units = UNITS.lock();
         units.retain(|u| !Arc::ptr_eq(u, s));
         if units.is_empty() {
@@ -161,7 +241,11 @@ impl Drop for Unit {
             *units = KVec::new();
         }
         drop(units);
-        pr_info!("dmar{}: released\n", s.index);
+        pr_info!(
+            "dmar{}: released; {} faults reported\n",
+            s.index,
+            s.fault_count()
+        );
     }
 }
 
@@ -291,6 +375,85 @@ fn pci_scope(s: &DeviceScope, bridge: bool) -> Result<PciScope> {
 }
 
 impl UnitState {
+    /// Queues the next fault poll.
+    fn poll_faults_later(self: Arc<Self>) {
+        let _ = workqueue::system().enqueue_delayed(self, msecs_to_jiffies(FAULT_POLL_MS));
+    }
+
+    /// Reads, logs and clears the primary fault recording registers
+    /// (VT-d 7.2.1), the way the C driver's `dmar_fault()` does.
+    fn report_faults(&self) {
+        let budget = self.log_budget.load(Ordering::Relaxed);
+        if budget < FAULT_LOG_BURST {
+            self.log_budget.store(budget + 1, Ordering::Relaxed);
+        }
+        let res = self.with_regs(|io| {
+            let fsts = io.try_read32(FSTS)?;
+            if fsts & (FSTS_PPF | FSTS_PFO) == 0 {
+                return Ok(());
+            }
+            let count = self.cap.fault_reg_count();
+            let mut idx = ((fsts >> 8) & 0xff) as usize % count;
+            let mut suppressed = 0u32;
+            for _ in 0..count {
+                let off = self.cap.fault_reg_offset() + idx * 16;
+                let hi = io.try_read32(off + 12)?;
+                if hi & FRCD_F == 0 {
+                    break;
+                }
+                let sid = io.try_read32(off + 8)? & 0xffff;
+                let addr = io.try_read64(off)? & !0xfff;
+                io.try_write32(FRCD_F, off + 12)?;
+                self.faults.fetch_add(1, Ordering::Relaxed);
+                let reason = hi & 0xff;
+                let budget = self.log_budget.load(Ordering::Relaxed);
+                if budget > 0 {
+                    self.log_budget.store(budget - 1, Ordering::Relaxed);
+                    let kind = if hi & FRCD_T_READ != 0 {
+                        "read"
+                    } else {
+                        "write"
+                    };
+                    pr_err!(
+                        "dmar{}: DMA {} fault: source {:02x}:{:02x}.{} address {:#x} reason {:#04x}: {}\n",
+                        self.index,
+                        kind,
+                        sid >> 8,
+                        (sid >> 3) & 0x1f,
+                        sid & 7,
+                        addr,
+                        reason,
+                        fault_reason(reason)
+                    );
+                } else {
+                    suppressed += 1;
+                }
+                idx = (idx + 1) % count;
+            }
+            if fsts & FSTS_PFO != 0 {
+                pr_err!("dmar{}: fault recording overflowed; faults were lost\n", self.index);
+            }
+            if suppressed > 0 {
+                pr_err!("dmar{}: {} more faults not logged\n", self.index, suppressed);
+            }
+            io.try_write32(FSTS_PFO | FSTS_PPF | FSTS_PRO, FSTS)
+        });
+        if let Err(e) = res {
+            if e != ENODEV {
+                pr_err!(
+                    "dmar{}: reading the fault registers failed: {:?}\n",
+                    self.index,
+                    e
+                );
+            }
+        }
+    }
+
+    /// Faults reported since bring-up.
+    pub(crate) fn fault_count(&self) -> u64 {
+        self.faults.load(Ordering::Relaxed)
+    }
+
     /// Whether one of the unit's device scopes names the device whose
     /// path from the root bus is `chain` (bus, devfn of each hop, the
     /// device last): an endpoint scope naming it exactly, or a bridge scope
@@ -592,6 +755,10 @@ impl Unit {
                 include_all,
                 scopes,
                 tables <- new_mutex!(Tables { root, contexts }),
+                fault_work <- new_delayed_work!("rust_vtd::fault_work"),
+                stopping: AtomicBool::new(false),
+                faults: AtomicU64::new(0),
+                log_budget: AtomicU32::new(FAULT_LOG_BURST),
             }),
             GFP_KERNEL,
         )?;
@@ -606,6 +773,8 @@ impl Unit {
             state.disable_translation()?;
         }
         state.set_root_table(root_phys)?;
+        // Report and clear what an earlier user left in the fault registers.
+        state.report_faults();
 
         UNITS.lock().push(state.clone(), GFP_KERNEL)?;
         let name = CString::try_from_fmt(fmt!("dmar{index}"))?;
@@ -625,6 +794,8 @@ impl Unit {
             registration: Some(registration),
             state,
         };
+        // From here on `unit`'s drop stops the poll.
+        unit.state.clone().poll_faults_later();
         // Every device the unit translates has its context entry now.
         unit.state.enable_translation()?;
         pr_info!(

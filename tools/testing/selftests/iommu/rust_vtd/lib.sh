@@ -180,28 +180,17 @@ same() {
 	done
 }
 
-# The first fault recording register of the unit at $1: "F FR SID".
-frcd() {
-	local cap fro hi sid
-	cap=$(reg64 $1 0x8)
-	fro=$((((cap >> 24) & 1023) * 16))
-	hi=$(($(devmem $(($1 + fro + 12)) 32)))
-	sid=$(($(devmem $(($1 + fro + 8)) 32) & 0xffff))
-	echo "$(((hi >> 31) & 1)) $((hi & 0xff)) $sid"
-}
+# Faults rust_vtd has reported for requester $1 (bus:dev.fn, e.g. 00:10.0).
+fault_lines() { dmesg | grep -c "rust_vtd: dmar[0-9]*: DMA write fault: source $1 .*reason 0x02: context entry not present"; }
 
-frcd_clear() {
-	local cap fro
-	cap=$(reg64 $1 0x8)
-	fro=$((((cap >> 24) & 1023) * 16))
-	devmem $(($1 + fro + 12)) 32 0x80000000
-	devmem $(($1 + 0x34)) 32 1
-}
-
-bdf_sid() { # 0000:BB:DD.F -> requester id
-	local b d f
-	b=${1#*:}; d=${b#*:}; b=${b%%:*}; f=${d#*.}; d=${d%.*}
-	echo $(((0x$b << 8) | (0x$d << 3) | f))
+# wait_fault SOURCE COUNT: wait (up to 3 s) until more than COUNT are reported.
+wait_fault() {
+	local n=0
+	while [ "$(fault_lines $1)" -le "$2" ]; do
+		n=$((n + 1))
+		[ $n -gt 30 ] && return 1
+		usleep 100000
+	done
 }
 
 units_unbind() {

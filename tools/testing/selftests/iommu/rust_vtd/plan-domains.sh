@@ -56,7 +56,6 @@ vfio_hold $EDU > /tmp/hold 2>&1 &
 hold=$!
 i=0
 while ! grep -q held /tmp/hold && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
-sid=$(bdf_sid $EDU)
 fail=0 faults=0
 i=0
 if ! grep -q held /tmp/hold; then
@@ -64,16 +63,17 @@ if ! grep -q held /tmp/hold; then
 	fail=1 i=100
 fi
 pci_enable_master $EDU
+src=${EDU#*:}
 while [ $i -lt 100 ] && [ $fail = 0 ]; do
-	frcd_clear $base
+	before=$(fault_lines $src)
 	fill $((SCRATCH + 0x2000)) 16 0x11110000
 	edu_dma $EDU_BUF $((SCRATCH + 0x2000)) 64 1 || fail=1
 	same $((SCRATCH + 0x2000)) 16 0x11110000 || { diag "attempt $i: DMA landed"; fail=1; }
-	set -- $(frcd $base)
-	if [ "$1" = 1 ] && [ "$3" = "$sid" ]; then faults=$((faults + 1)); else diag "attempt $i: no fault recorded ($*)"; fail=1; fi
+	if wait_fault $src $before; then faults=$((faults + 1)); else diag "attempt $i: no fault reported"; fail=1; fi
 	i=$((i + 1))
 done
-diag "blocked DMA: $i attempts, $faults faults recorded (reason $2), memory unchanged: $([ $fail = 0 ] && echo yes || echo no)"
+diag "blocked DMA: $i attempts, $faults faults reported by rust_vtd, memory unchanged: $([ $fail = 0 ] && echo yes || echo no)"
+dmesg | grep 'rust_vtd: dmar0: DMA write fault' | tail -n 1 | sed 's/^/# /'
 result "blocking_domain_dma_faults_$m" $fail
 kill $hold
 wait $hold 2>/dev/null
@@ -84,8 +84,8 @@ echo > /sys/bus/pci/devices/$EDU/driver_override
 EDUBAR=$(edu_bar)
 pci_enable_master $EDU
 echo 1 > /sys/bus/pci/devices/$EDU/remove
-frcd_clear $base
 fill $((SCRATCH + 0x3000)) 16 0x22220000
+before=$(fault_lines $src)
 # The device is gone from the kernel but not from the machine: program it
 # at the BAR address it had.
 edu_dma_after_remove() {
@@ -96,8 +96,7 @@ edu_dma_after_remove() {
 	usleep 500000
 }
 edu_dma_after_remove
-set -- $(frcd $base)
-same $((SCRATCH + 0x3000)) 16 0x22220000 && [ "$1" = 1 ] && [ "$3" = "$sid" ]
+wait_fault $src $before && same $((SCRATCH + 0x3000)) 16 0x22220000
 result "release_domain_blocks_after_remove_$m" $?
 echo 1 > /sys/bus/pci/rescan
 sleep 1
