@@ -75,6 +75,7 @@ boot() {
 boot legacy legacy legacy 900
 boot domains legacy domains 900 'memmap=1M$0x7000000' iommufd.allow_unsafe_interrupts=1
 boot domains-cm cm domains 900 'memmap=1M$0x7000000' iommufd.allow_unsafe_interrupts=1
+boot domains-sm sm domains 900 'memmap=1M$0x7000000' iommufd.allow_unsafe_interrupts=1
 for mode in aw39 sm sm-fsts cm devtlb; do
 	boot "caps-$mode" "$mode" caps 300
 done
