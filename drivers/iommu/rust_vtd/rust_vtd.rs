@@ -27,6 +27,7 @@ use kernel::{
 mod context;
 mod dmar;
 mod iommu;
+mod qi;
 mod regs;
 mod unit;
 

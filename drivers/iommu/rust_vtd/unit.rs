@@ -22,6 +22,14 @@ use crate::{
         OPS,
         UNITS, //
     },
+    qi::{
+        self,
+        ContextInvalidation,
+        InvQueue,
+        IotlbInvalidation,
+        CCMD_ICC,
+        IOTLB_IVT, //
+    },
     regs::{
         CAP,
         ECAP,
@@ -89,23 +97,8 @@ const POLL_US: usize = 1;
 const PASS_THROUGH_DID: u16 = 1;
 
 /// Register offsets outside the `register!` definitions: the context
-/// command register and the IOTLB registers (at ECAP.IRO).
+/// command register; the IOTLB registers are at ECAP.IRO.
 const CCMD: usize = 0x28;
-/// CCMD: invalidate context cache (and busy).
-const CCMD_ICC: u64 = 1 << 63;
-/// CCMD granularity: global.
-const CCMD_GLOBAL: u64 = 1 << 61;
-/// CCMD granularity: device selective.
-const CCMD_DEVICE: u64 = 3 << 61;
-/// IOTLB_REG: invalidate IOTLB (and busy).
-const IOTLB_IVT: u64 = 1 << 63;
-/// IOTLB granularity: global.
-const IOTLB_GLOBAL: u64 = 1 << 60;
-/// IOTLB granularity: domain selective.
-const IOTLB_DOMAIN: u64 = 2 << 60;
-/// IOTLB: drain writes / reads first.
-const IOTLB_DW: u64 = 1 << 48;
-const IOTLB_DR: u64 = 1 << 49;
 /// RTADDR register offset.
 const RTADDR: usize = 0x20;
 /// Fault status register and its write-1-to-clear bits: primary fault
@@ -182,6 +175,9 @@ pub(crate) struct UnitState {
     scopes: KVec<PciScope>,
     #[pin]
     tables: Mutex<Tables>,
+    /// The invalidation queue, while queued invalidation is enabled.
+    #[pin]
+    qi: Mutex<Option<InvQueue>>,
     #[pin]
     fault_work: DelayedWork<UnitState>,
     /// Set when the unit goes down: the fault poll stops re-arming.
@@ -233,6 +229,9 @@ impl Drop for Unit {
         s.stopping.store(true, Ordering::Release);
         cancel_delayed_work_sync(s);
         s.report_faults();
+        if s.disable_qi().is_err() {
+            pr_err!("dmar{}: could not turn queued invalidation off\n", s.index);
+        }
         let mut units = UNITS.lock();
         units.retain(|u| !Arc::ptr_eq(u, s));
         if units.is_empty() {
@@ -377,7 +376,8 @@ fn pci_scope(s: &DeviceScope, bridge: bool) -> Result<PciScope> {
 impl UnitState {
     /// Queues the next fault poll.
     fn poll_faults_later(self: Arc<Self>) {
-        let _ = workqueue::system().enqueue_delayed(self, msecs_to_jiffies(FAULT_POLL_MS));
+        let _ = workqueue::system_power_efficient()
+            .enqueue_delayed(self, msecs_to_jiffies(FAULT_POLL_MS));
     }
 
     /// Reads, logs and clears the primary fault recording registers
@@ -556,36 +556,99 @@ impl UnitState {
             |c| c.with_srtp(true),
             |s| s.rtps(),
         )?;
-        self.flush_context(CCMD_GLOBAL)?;
-        self.flush_iotlb(IOTLB_GLOBAL)
+        self.invalidate(
+            Some(ContextInvalidation::Global),
+            Some(IotlbInvalidation::Global),
+        )
     }
 
-    /// Register-based context-cache invalidation (VT-d 6.5.1.1).
-    fn flush_context(&self, granularity: u64) -> Result {
+    /// Turns queued invalidation on (VT-d 6.5.2), after turning off a
+    /// queue a previous user left enabled. Units without ECAP.QI keep
+    /// register-based invalidation.
+    fn enable_qi(&self) -> Result {
+        if !self.ecap.qi() {
+            return Ok(());
+        }
+        if self.with_regs(|io| Ok(io.read(GSTS).qies()))? {
+            self.disable_qi_hw()?;
+        }
+        let mut queue = InvQueue::new()?;
+        queue.reset();
+        self.with_regs(|io| qi::program(io, &queue))?;
+        self.global_command(
+            "enable queued invalidation",
+            |c| c.with_qie(true),
+            |s| s.qies(),
+        )?;
+        *self.qi.lock() = Some(queue);
+        Ok(())
+    }
+
+    /// Waits until the unit has consumed its queue, then turns it off.
+    fn disable_qi_hw(&self) -> Result {
         self.with_regs(|io| {
-            io.try_write64(granularity | CCMD_ICC, CCMD)?;
-            self.wait64(io, "context-cache invalidation", CCMD, |v| {
-                v & CCMD_ICC == 0
-            })
+            read_poll_timeout_atomic(
+                || qi::drained(io),
+                |d: &bool| *d,
+                Delta::from_micros(POLL_US as i64),
+                COMMAND_TIMEOUT_US / POLL_US,
+            )
             .map(|_| ())
-        })
+        })?;
+        self.global_command(
+            "disable queued invalidation",
+            |c| c.with_qie(false),
+            |s| !s.qies(),
+        )
     }
 
-    /// Register-based IOTLB invalidation (VT-d 6.5.1.2), draining reads
-    /// and writes where the unit can.
-    fn flush_iotlb(&self, granularity: u64) -> Result {
-        let mut cmd = granularity | IOTLB_IVT;
-        if self.cap.dwd() {
-            cmd |= IOTLB_DW;
+    /// Turns queued invalidation off, if it is on.
+    fn disable_qi(&self) -> Result {
+        let mut qi = self.qi.lock();
+        if qi.is_some() {
+            self.disable_qi_hw()?;
+            *qi = None;
         }
-        if self.cap.drd() {
-            cmd |= IOTLB_DR;
+        Ok(())
+    }
+
+    /// Issues a context-cache and/or an IOTLB invalidation, in that
+    /// order, and waits (bounded) for both: one queue submission with
+    /// queued invalidation, else through the registers (VT-d 6.5.1).
+    fn invalidate(
+        &self,
+        ctx: Option<ContextInvalidation>,
+        iotlb: Option<IotlbInvalidation>,
+    ) -> Result {
+        let (dr, dw) = (self.cap.drd(), self.cap.dwd());
+        let mut qi = self.qi.lock();
+        if let Some(queue) = (*qi).as_mut() {
+            let mut descs = [[0u64; 2]; 2];
+            let mut n = 0;
+            if let Some(c) = ctx {
+                descs[n] = c.descriptor();
+                n += 1;
+            }
+            if let Some(t) = iotlb {
+                descs[n] = t.descriptor(dr, dw);
+                n += 1;
+            }
+            return self.with_regs(|io| queue.submit(io, self.index, &descs[..n]));
         }
-        let off = self.ecap.iotlb_reg_offset() + 8;
+        drop(qi);
+        let iotlb_reg = self.ecap.iotlb_reg_offset() + 8;
         self.with_regs(|io| {
-            io.try_write64(cmd, off)?;
-            self.wait64(io, "IOTLB invalidation", off, |v| v & IOTLB_IVT == 0)
-                .map(|_| ())
+            if let Some(c) = ctx {
+                io.try_write64(c.register(), CCMD)?;
+                self.wait64(io, "context-cache invalidation", CCMD, |v| {
+                    v & CCMD_ICC == 0
+                })?;
+            }
+            if let Some(t) = iotlb {
+                io.try_write64(t.register(dr, dw), iotlb_reg)?;
+                self.wait64(io, "IOTLB invalidation", iotlb_reg, |v| v & IOTLB_IVT == 0)?;
+            }
+            Ok(())
         })
     }
 
@@ -612,8 +675,10 @@ impl UnitState {
     /// entry had domain `did` (device-selective context cache, then the
     /// domain's IOTLB entries).
     fn flush_device(&self, did: u16, sid: u16) -> Result {
-        self.flush_context(CCMD_DEVICE | (u64::from(sid) << 16) | u64::from(did))?;
-        self.flush_iotlb(IOTLB_DOMAIN | (u64::from(did) << 32))
+        self.invalidate(
+            Some(ContextInvalidation::Device { did, sid }),
+            Some(IotlbInvalidation::Domain { did }),
+        )
     }
 
     /// Makes the context entry of `bus:devfn` not present and invalidates
@@ -755,6 +820,7 @@ impl Unit {
                 include_all,
                 scopes,
                 tables <- new_mutex!(Tables { root, contexts }),
+                qi <- new_mutex!(None),
                 fault_work <- new_delayed_work!("rust_vtd::fault_work"),
                 stopping: AtomicBool::new(false),
                 faults: AtomicU64::new(0),
@@ -772,6 +838,7 @@ impl Unit {
             );
             state.disable_translation()?;
         }
+        state.enable_qi()?;
         state.set_root_table(root_phys)?;
         // Report and clear what an earlier user left in the fault registers.
         state.report_faults();

@@ -14,6 +14,14 @@ result "insmod_succeeds_$m" $?
 [ $(($(reg32 $base 0x1c) >> 31 & 1)) = 1 ]
 result "translation_enabled_after_load_$m" $?
 
+# Invalidations go through the queue: QIES set, and the unit has consumed
+# every descriptor the attaches above queued (IQH == IQT, past zero).
+qies=$(($(reg32 $base 0x1c) >> 26 & 1))
+iqh=$(($(reg64 $base 0x80))) iqt=$(($(reg64 $base 0x88)))
+diag "GSTS.QIES $qies, IQH $iqh, IQT $iqt"
+[ $qies = 1 ] && [ $iqt != 0 ] && [ $iqh = $iqt ]
+result "queued_invalidation_in_use_$m" $?
+
 # Every PCI device gets a group; with no paging domains yet, the default
 # domain of every group is identity.
 fail=0
@@ -112,7 +120,8 @@ result "replug_gets_group_and_identity_dma_again_$m" $?
 # unbinding the units releases them and turns translation off.
 rmmod rust_vtd 2>/dev/null && { diag "rmmod succeeded with devices probed"; insmod $KO; }
 units_unbind
-[ $(($(reg32 $base 0x1c) >> 31 & 1)) = 0 ] && [ -z "$(ls /sys/kernel/iommu_groups)" ] && rmmod rust_vtd
+gsts=$(reg32 $base 0x1c)
+[ $((gsts >> 31 & 1)) = 0 ] && [ $((gsts >> 26 & 1)) = 0 ] && [ -z "$(ls /sys/kernel/iommu_groups)" ] && rmmod rust_vtd
 result "units_unbind_then_rmmod_$m" $?
 dd if=/dev/vda of=/tmp/readback bs=4096 count=16 iflag=direct 2>/dev/null &&
 	cmp -s /tmp/pattern /tmp/readback
