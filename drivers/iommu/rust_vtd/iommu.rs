@@ -19,7 +19,9 @@ use kernel::{
             Capability,
             DefaultDomain,
             Ops,
-            OpsTable, //
+            OpsTable,
+            ResvKind,
+            ResvRegions, //
         },
     },
     pci,
@@ -83,6 +85,11 @@ static BLOCKING_OPS: StaticDomainOps<Blocking> = StaticDomainOps::new();
 static BLOCKING: StaticDomain<Blocking> = StaticDomain::new(StaticKind::Blocked, &BLOCKING_OPS);
 static IDENTITY_OPS: StaticDomainOps<Identity> = StaticDomainOps::new();
 static IDENTITY: StaticDomain<Identity> = StaticDomain::new(StaticKind::Identity, &IDENTITY_OPS);
+
+/// The interrupt address window (VT-d 3.14): DMA writes there are
+/// interrupt requests, which remapping never translates.
+const MSI_WINDOW_START: u64 = 0xfee0_0000;
+const MSI_WINDOW_LEN: usize = 0x10_0000;
 
 /// The operations every unit registers with.
 pub(crate) static OPS: OpsTable<RustVtdIommu> = OpsTable::new(&BLOCKING, &IDENTITY);
@@ -152,6 +159,17 @@ impl Ops for RustVtdIommu {
             Capability::CacheCoherency => true,
             Capability::EnforceCacheCoherency => data.unit.ecap.sc(),
             _ => false,
+        }
+    }
+
+    fn get_resv_regions(_dev: &Device, _data: &DeviceData, regions: &mut ResvRegions<'_>) {
+        // As the C driver: the MSI window, so that no IOVA is handed out
+        // there. (RMRR direct mappings come with paging domains.)
+        if regions
+            .add(MSI_WINDOW_START, MSI_WINDOW_LEN, 0, ResvKind::Msi)
+            .is_err()
+        {
+            pr_warn!("cannot report the MSI window: out of memory\n");
         }
     }
 }

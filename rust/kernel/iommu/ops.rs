@@ -19,6 +19,7 @@ use crate::{
     bindings,
     device::Device,
     error::VTABLE_DEFAULT_ERROR,
+    io::PhysAddr,
     module::{
         this_module,
         ModuleMetadata, //
@@ -68,6 +69,63 @@ impl Capability {
             bindings::iommu_cap_IOMMU_CAP_PCI_ATS_SUPPORTED => Self::PciAtsSupported,
             _ => return None,
         })
+    }
+}
+
+/// The kind of a reserved region (`enum iommu_resv_type`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ResvKind {
+    /// Memory the device must keep reaching 1:1 (firmware-reported, such as VT-d RMRRs).
+    Direct,
+    /// Like [`ResvKind::Direct`], but the mapping may be dropped when the device is assigned.
+    DirectRelaxable,
+    /// Addresses that must never be mapped.
+    Reserved,
+    /// The hardware MSI window: writes there are interrupts, never translated.
+    Msi,
+}
+
+impl ResvKind {
+    fn to_raw(self) -> bindings::iommu_resv_type {
+        match self {
+            Self::Direct => bindings::iommu_resv_type_IOMMU_RESV_DIRECT,
+            Self::DirectRelaxable => bindings::iommu_resv_type_IOMMU_RESV_DIRECT_RELAXABLE,
+            Self::Reserved => bindings::iommu_resv_type_IOMMU_RESV_RESERVED,
+            Self::Msi => bindings::iommu_resv_type_IOMMU_RESV_MSI,
+        }
+    }
+}
+
+/// The list of a device's reserved regions that the core asks a driver to fill.
+///
+/// # Invariants
+///
+/// `list` is the valid `struct list_head` the core passed to `get_resv_regions`, for `'a`.
+pub struct ResvRegions<'a> {
+    list: *mut bindings::list_head,
+    _p: PhantomData<&'a mut bindings::list_head>,
+}
+
+impl ResvRegions<'_> {
+    /// Adds the region of `length` bytes at `start`, with `IOMMU_*` protection flags `prot`.
+    pub fn add(&mut self, start: PhysAddr, length: usize, prot: i32, kind: ResvKind) -> Result {
+        // SAFETY: Plain allocation; the core frees the region with `iommu_put_resv_regions()`.
+        let region = unsafe {
+            bindings::iommu_alloc_resv_region(
+                start,
+                length,
+                prot,
+                kind.to_raw(),
+                GFP_KERNEL.as_raw(),
+            )
+        };
+        if region.is_null() {
+            return Err(ENOMEM);
+        }
+        // SAFETY: `region` is a new region, not on any list; by the type invariant `self.list`
+        // is the core's list head.
+        unsafe { bindings::list_add_tail(&raw mut (*region).list, self.list) };
+        Ok(())
     }
 }
 
@@ -137,6 +195,11 @@ pub trait Ops: Sized + Send + Sync + 'static {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
+    /// Adds `dev`'s reserved regions to `regions`.
+    fn get_resv_regions(_dev: &Device, _data: &Self::DeviceData, _regions: &mut ResvRegions<'_>) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
     /// Whether the driver has capability `cap` for `dev`.
     fn capable(_dev: &Device, _data: &Self::DeviceData, _cap: Capability) -> bool {
         build_error!(VTABLE_DEFAULT_ERROR)
@@ -184,6 +247,11 @@ impl<T: Ops> OpsTable<T> {
                 },
                 is_attach_deferred: if T::HAS_IS_ATTACH_DEFERRED {
                     Some(Self::is_attach_deferred)
+                } else {
+                    None
+                },
+                get_resv_regions: if T::HAS_GET_RESV_REGIONS {
+                    Some(Self::get_resv_regions)
                 } else {
                     None
                 },
@@ -296,5 +364,26 @@ impl<T: Ops> OpsTable<T> {
         };
         // SAFETY: `dev` was probed by `T`.
         unsafe { device_data::<T>(dev) }.is_some_and(|data| T::capable(dev, data, cap))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the IOMMU core with a valid device and list, as `iommu_ops.get_resv_regions`.
+    unsafe extern "C" fn get_resv_regions(
+        dev: *mut bindings::device,
+        list: *mut bindings::list_head,
+    ) {
+        // SAFETY: The core holds a reference to `dev` during the call.
+        let dev: &Device = unsafe { Device::from_raw(dev) };
+        // SAFETY: `dev` was probed by `T`.
+        let Some(data) = (unsafe { device_data::<T>(dev) }) else {
+            return;
+        };
+        // INVARIANT: `list` is the core's list, valid during the call.
+        let mut regions = ResvRegions {
+            list,
+            _p: PhantomData,
+        };
+        T::get_resv_regions(dev, data, &mut regions);
     }
 }

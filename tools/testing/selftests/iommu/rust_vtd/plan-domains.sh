@@ -34,6 +34,14 @@ done
 diag "$(ls /sys/kernel/iommu_groups | wc -l) groups for $(ls /sys/bus/pci/devices | wc -l) devices"
 result "every_pci_device_has_a_group_$m" $fail
 
+# Every group reserves the interrupt window.
+fail=0
+for g in /sys/kernel/iommu_groups/*; do
+	grep -q '^0x00000000fee00000 0x00000000feefffff msi$' $g/reserved_regions ||
+		{ diag "group ${g##*/}: $(cat $g/reserved_regions)"; fail=1; }
+done
+result "groups_reserve_the_msi_window_$m" $fail
+
 # Bound before the IOMMU registered: kept on direct DMA, no splat.
 n=$(dmesg | grep -c 'driver bound before the IOMMU: identity domain')
 diag "$n devices were bound before the IOMMU"
