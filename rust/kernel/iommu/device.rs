@@ -26,6 +26,15 @@ use core::{
 
 /// Storage for one hardware IOMMU instance, embedded in the driver's object for that
 /// instance. It means nothing to the core until it is registered.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::iommu::device::IommuDevice;
+///
+/// let storage = IommuDevice::new();
+/// assert!(!storage.as_raw().is_null());
+/// ```
 #[repr(transparent)]
 pub struct IommuDevice(Opaque<bindings::iommu_device>);
 
@@ -64,6 +73,16 @@ pub trait HasIommuDevice: Send + Sync {
 /// Registering probes every device on the buses the core watches through `T`'s
 /// [`Ops::probe_device`]. Dropping the registration unregisters the instance, which releases
 /// every device it probed (moving each to the release domain first).
+///
+/// # Examples
+///
+/// ```ignore
+/// // In a platform driver's probe, for a unit whose state `unit: Arc<MyUnit>` embeds an
+/// // `IommuDevice`; `OPS` is the driver's `static OpsTable`.
+/// let reg = Registration::register(unit.clone(), pdev.as_ref(), c"dmar0", &OPS)?;
+/// // ... every device the unit translates has been probed and attached here ...
+/// drop(reg); // Released through the release domain, unregistered.
+/// ```
 ///
 /// # Invariants
 ///
