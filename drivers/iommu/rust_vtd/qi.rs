@@ -8,7 +8,13 @@
 //! wait descriptor that writes a status word the driver polls; other units
 //! get them through the CCMD and IOTLB registers.
 
-use crate::regs::REG_SIZE;
+use crate::regs::{
+    FSTS,
+    FSTS_ICE,
+    FSTS_IQE,
+    FSTS_ITE,
+    REG_SIZE, //
+};
 use kernel::{
     io::{
         mem::ExclusiveIoMem,
@@ -128,12 +134,6 @@ pub(crate) fn wait_descriptor(data: u32, status: u64) -> [u64; 2] {
 const IQH: usize = 0x80;
 const IQT: usize = 0x88;
 const IQA: usize = 0x90;
-const FSTS: usize = 0x34;
-/// FSTS: invalidation queue error, invalidation completion error,
-/// invalidation time-out error (write 1 to clear).
-const FSTS_IQE: u32 = 1 << 4;
-const FSTS_ICE: u32 = 1 << 5;
-const FSTS_ITE: u32 = 1 << 6;
 
 /// Descriptors in the queue: one 4 KiB page of 128-bit descriptors.
 const QUEUE_LEN: usize = 256;

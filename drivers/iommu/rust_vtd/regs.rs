@@ -159,6 +159,21 @@ register! {
     }
 }
 
+/// Fault Status Register offset, and its write-1-to-clear bits: primary
+/// fault overflow, primary pending fault (read-only), invalidation queue
+/// error, invalidation completion error, invalidation time-out error,
+/// page request overflow.
+pub(crate) const FSTS: usize = 0x34;
+pub(crate) const FSTS_PFO: u32 = 1 << 0;
+pub(crate) const FSTS_PPF: u32 = 1 << 1;
+pub(crate) const FSTS_IQE: u32 = 1 << 4;
+pub(crate) const FSTS_ICE: u32 = 1 << 5;
+pub(crate) const FSTS_ITE: u32 = 1 << 6;
+pub(crate) const FSTS_PRO: u32 = 1 << 7;
+
+/// GCMD: write buffer flush (one-shot).
+pub(crate) const GCMD_WBF: u32 = 1 << 27;
+
 /// The GSTS bits that report one-shot commands; they must be cleared from
 /// a status value before it is written back to GCMD (VT-d 11.4.4).
 pub(crate) const GSTS_ONE_SHOT_MASK: u32 = (1 << 30) | (1 << 29) | (1 << 27) | (1 << 24);

@@ -33,7 +33,12 @@ use crate::{
     regs::{
         CAP,
         ECAP,
+        FSTS,
+        FSTS_PFO,
+        FSTS_PPF,
+        FSTS_PRO,
         GCMD,
+        GCMD_WBF,
         GSTS,
         REG_SIZE,
         VER, //
@@ -101,12 +106,6 @@ const PASS_THROUGH_DID: u16 = 1;
 const CCMD: usize = 0x28;
 /// RTADDR register offset.
 const RTADDR: usize = 0x20;
-/// Fault status register and its write-1-to-clear bits: primary fault
-/// overflow, primary pending fault (read-only), page request overflow.
-const FSTS: usize = 0x34;
-const FSTS_PFO: u32 = 1 << 0;
-const FSTS_PPF: u32 = 1 << 1;
-const FSTS_PRO: u32 = 1 << 7;
 /// Fault recording register: fault bit and type (read) in the top dword.
 const FRCD_F: u32 = 1 << 31;
 const FRCD_T_READ: u32 = 1 << 30;
@@ -657,18 +656,11 @@ impl UnitState {
         if !self.cap.rwbf() {
             return Ok(());
         }
-        self.with_regs(|io| {
-            // WBF is a one-shot command (bit 27) next to the persistent ones.
-            let cmd = u32::from(io.read(GSTS).persistent_command()) | (1 << 27);
-            io.write_reg(GCMD::from(cmd));
-            read_poll_timeout_atomic(
-                || Ok(io.read(GSTS)),
-                |s: &GSTS| !s.wbfs(),
-                Delta::from_micros(POLL_US as i64),
-                COMMAND_TIMEOUT_US / POLL_US,
-            )
-            .map(|_| ())
-        })
+        self.global_command(
+            "flush write buffer",
+            |c| GCMD::from(u32::from(c) | GCMD_WBF),
+            |s| !s.wbfs(),
+        )
     }
 
     /// Invalidates what the unit caches for one device whose context
