@@ -44,6 +44,7 @@ use crate::{
         VER, //
     },
 };
+use core::fmt::Write;
 use core::sync::atomic::{
     AtomicBool,
     AtomicU32,
@@ -63,6 +64,8 @@ use kernel::{
     },
     iommu::{
         device::{
+            Attribute,
+            Attributes,
             HasIommuDevice,
             IommuDevice,
             Registration, //
@@ -71,7 +74,11 @@ use kernel::{
     },
     new_mutex, platform,
     prelude::*,
-    str::CString,
+    str::{
+        CStr,
+        CString,
+        RawFormatter, //
+    },
     sync::{
         Arc,
         Mutex, //
@@ -163,6 +170,8 @@ struct Tables {
 pub(crate) struct UnitState {
     /// Index in the DMAR table; the unit is `dmar<index>`.
     pub(crate) index: u32,
+    /// Physical address of the register set.
+    reg_base: u64,
     iommu: IommuDevice,
     regs: DevresExclusiveIoMem<REG_SIZE>,
     /// Capability register.
@@ -202,9 +211,37 @@ impl WorkItem for UnitState {
     }
 }
 
-impl HasIommuDevice for UnitState {
-    fn iommu_device(&self) -> &IommuDevice {
-        &self.iommu
+// SAFETY: `OFFSET` is the offset of the `iommu` field.
+unsafe impl HasIommuDevice for UnitState {
+    const OFFSET: usize = core::mem::offset_of!(UnitState, iommu);
+}
+
+impl Attributes for UnitState {
+    const GROUP: &'static CStr = c"intel-iommu";
+    const ATTRIBUTES: &'static [Attribute<Self>] = &[
+        Attribute::new(c"version"),
+        Attribute::new(c"address"),
+        Attribute::new(c"cap"),
+        Attribute::new(c"ecap"),
+        Attribute::new(c"domains_supported"),
+        Attribute::new(c"domains_used"),
+    ];
+
+    /// The C driver's `intel-iommu` attributes, in its formats.
+    fn show(&self, name: &CStr, out: &mut RawFormatter) -> Result {
+        match name.to_bytes() {
+            b"version" => {
+                let v = self.with_regs(|io| Ok(io.read(VER)))?;
+                writeln!(out, "{}:{}", v.max().get(), v.min().get())
+            }
+            b"address" => writeln!(out, "{:x}", self.reg_base),
+            b"cap" => writeln!(out, "{:x}", u64::from(self.cap)),
+            b"ecap" => writeln!(out, "{:x}", u64::from(self.ecap)),
+            b"domains_supported" => writeln!(out, "{}", self.cap.domains()),
+            b"domains_used" => writeln!(out, "{}", self.domains_used()?),
+            _ => return Err(EINVAL),
+        }
+        .map_err(|_| EINVAL)
     }
 }
 
@@ -745,6 +782,24 @@ impl UnitState {
         }
     }
 
+    /// The number of distinct domain IDs in present context entries.
+    fn domains_used(&self) -> Result<usize> {
+        let tables = self.tables.lock();
+        let mut dids = KVec::new();
+        for ctx in tables.contexts.iter().flatten() {
+            for devfn in 0..256 {
+                if ctx.read(devfn * 2) & ContextEntry::PRESENT == 0 {
+                    continue;
+                }
+                let did = ContextEntry::did_of(ctx.read(devfn * 2 + 1));
+                if !dids.contains(&did) {
+                    dids.push(did, GFP_KERNEL)?;
+                }
+            }
+        }
+        Ok(dids.len())
+    }
+
     /// Checks that the root table still points to what it did (for tests
     /// and debugging): returns the number of buses with context tables.
     pub(crate) fn context_tables(&self) -> usize {
@@ -804,6 +859,7 @@ impl Unit {
         let state = Arc::pin_init(
             try_pin_init!(UnitState {
                 index,
+                reg_base,
                 iommu: IommuDevice::new(),
                 regs: regs.into_devres()?,
                 cap,
@@ -837,18 +893,20 @@ impl Unit {
 
         UNITS.lock().push(state.clone(), GFP_KERNEL)?;
         let name = CString::try_from_fmt(fmt!("dmar{index}"))?;
-        let registration = match Registration::register(state.clone(), pdev.as_ref(), &name, &OPS) {
-            Ok(r) => r,
-            Err(e) => {
-                pr_err!(
-                    "dmar{}: registration with the IOMMU core failed: {:?}\n",
-                    index,
-                    e
-                );
-                UNITS.lock().retain(|u| !Arc::ptr_eq(u, &state));
-                return Err(e);
-            }
-        };
+        let registration =
+            match Registration::register_with_attributes(state.clone(), pdev.as_ref(), &name, &OPS)
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    pr_err!(
+                        "dmar{}: registration with the IOMMU core failed: {:?}\n",
+                        index,
+                        e
+                    );
+                    UNITS.lock().retain(|u| !Arc::ptr_eq(u, &state));
+                    return Err(e);
+                }
+            };
         let unit = Unit {
             registration: Some(registration),
             state,

@@ -16,6 +16,7 @@ use crate::{
     },
     error::to_result,
     prelude::*,
+    str::RawFormatter,
     sync::Arc,
     types::Opaque,
 };
@@ -63,9 +64,131 @@ impl Default for IommuDevice {
 }
 
 /// An object holding an [`IommuDevice`].
-pub trait HasIommuDevice: Send + Sync {
+///
+/// # Safety
+///
+/// `OFFSET` is the byte offset of an [`IommuDevice`] field within `Self`.
+pub unsafe trait HasIommuDevice: Send + Sync + Sized {
+    /// Where the [`IommuDevice`] field is, as `core::mem::offset_of!` gives it.
+    const OFFSET: usize;
+
     /// The instance's storage.
-    fn iommu_device(&self) -> &IommuDevice;
+    fn iommu_device(&self) -> &IommuDevice {
+        // SAFETY: By the trait's safety requirement `OFFSET` locates an `IommuDevice` in `self`.
+        unsafe {
+            &*core::ptr::from_ref(self)
+                .byte_add(Self::OFFSET)
+                .cast::<IommuDevice>()
+        }
+    }
+}
+
+/// A read-only sysfs attribute of an IOMMU instance, shown by [`Attributes::show`].
+#[repr(transparent)]
+pub struct Attribute<T: Attributes>(bindings::device_attribute, PhantomData<T>);
+
+// SAFETY: The attribute is read-only after construction and holds only a `'static` name and a
+// function pointer.
+unsafe impl<T: Attributes> Sync for Attribute<T> {}
+
+impl<T: Attributes> Attribute<T> {
+    /// A read-only (0444) attribute called `name`.
+    pub const fn new(name: &'static CStr) -> Self {
+        Self(
+            bindings::device_attribute {
+                attr: bindings::attribute {
+                    name: name.to_bytes_with_nul().as_ptr(),
+                    mode: 0o444,
+                },
+                __bindgen_anon_1: bindings::device_attribute__bindgen_ty_1 {
+                    show: Some(Self::show),
+                },
+                ..pin_init::zeroed()
+            },
+            PhantomData,
+        )
+    }
+
+    /// # Safety
+    ///
+    /// Called by sysfs for an attribute of the group a [`Registration`] of `T` added: `dev` is the
+    /// instance's sysfs device, whose driver data is the `IommuDevice` embedded in a live `T`,
+    /// and `buf` is a page.
+    unsafe extern "C" fn show(
+        dev: *mut bindings::device,
+        attr: *mut bindings::device_attribute,
+        buf: *mut c_char,
+    ) -> isize {
+        // SAFETY: `iommu_device_sysfs_add()` set the driver data to the `struct iommu_device`, which
+        // by `HasIommuDevice` is `T::OFFSET` bytes into a `T`; sysfs removal waits for this call,
+        // and the registration removes the sysfs device before letting go of the `T`.
+        let unit = unsafe {
+            &*bindings::dev_get_drvdata(dev)
+                .cast::<u8>()
+                .sub(T::OFFSET)
+                .cast::<T>()
+        };
+        // SAFETY: `attr` is one of `T`'s attributes, whose names are `'static` C strings.
+        let name = unsafe { CStr::from_char_ptr((*attr).attr.name) };
+        // SAFETY: sysfs hands `show` a buffer of one page.
+        let mut out = unsafe { RawFormatter::from_buffer(buf.cast(), crate::page::PAGE_SIZE) };
+        match unit.show(name, &mut out) {
+            Ok(()) => out.bytes_written() as isize,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+}
+
+/// Sysfs attributes shown in a named group of each registered instance's directory
+/// (`/sys/class/iommu/<name>/<GROUP>/`).
+pub trait Attributes: HasIommuDevice + 'static {
+    /// The group's directory name.
+    const GROUP: &'static CStr;
+
+    /// The attributes.
+    const ATTRIBUTES: &'static [Attribute<Self>];
+
+    /// Writes the value of attribute `name` to `out`.
+    fn show(&self, name: &CStr, out: &mut RawFormatter) -> Result;
+}
+
+/// The C arrays a registration hands to sysfs for `T`'s attribute group.
+struct AttributeGroup {
+    _attrs: KVec<*mut bindings::attribute>,
+    _group: KBox<bindings::attribute_group>,
+    groups: KBox<[*const bindings::attribute_group; 2]>,
+}
+
+// SAFETY: The arrays are only read, by sysfs, while the registration that owns them exists.
+unsafe impl Send for AttributeGroup {}
+// SAFETY: As above.
+unsafe impl Sync for AttributeGroup {}
+
+impl AttributeGroup {
+    fn new<T: Attributes>() -> Result<Self> {
+        let mut attrs = KVec::with_capacity(T::ATTRIBUTES.len() + 1, GFP_KERNEL)?;
+        for a in T::ATTRIBUTES {
+            // CAST: sysfs takes non-const pointers but only reads static attributes.
+            attrs.push((&raw const a.0.attr).cast_mut(), GFP_KERNEL)?;
+        }
+        attrs.push(null_mut(), GFP_KERNEL)?;
+        let group = KBox::new(
+            bindings::attribute_group {
+                name: T::GROUP.as_char_ptr(),
+                __bindgen_anon_2: bindings::attribute_group__bindgen_ty_2 {
+                    attrs: attrs.as_mut_ptr(),
+                },
+                ..pin_init::zeroed()
+            },
+            GFP_KERNEL,
+        )?;
+        let groups = KBox::new([&raw const *group, core::ptr::null()], GFP_KERNEL)?;
+        Ok(Self {
+            _attrs: attrs,
+            _group: group,
+            groups,
+        })
+    }
 }
 
 /// An IOMMU instance registered in sysfs (`/sys/class/iommu/<name>`) and with the IOMMU core.
@@ -90,6 +213,7 @@ pub trait HasIommuDevice: Send + Sync {
 /// until `self` is dropped; `unit` keeps its storage alive and in place.
 pub struct Registration<T: Ops, U: HasIommuDevice> {
     unit: Arc<U>,
+    _attrs: Option<AttributeGroup>,
     _ops: PhantomData<T>,
 }
 
@@ -101,6 +225,33 @@ impl<T: Ops, U: HasIommuDevice> Registration<T, U> {
         name: &CStr,
         ops: &'static OpsTable<T>,
     ) -> Result<Self> {
+        Self::register_inner(unit, parent, name, ops, None)
+    }
+
+    /// Registers like [`Registration::register`], with `U`'s sysfs attribute group.
+    pub fn register_with_attributes(
+        unit: Arc<U>,
+        parent: &Device<Bound>,
+        name: &CStr,
+        ops: &'static OpsTable<T>,
+    ) -> Result<Self>
+    where
+        U: Attributes,
+    {
+        let attrs = AttributeGroup::new::<U>()?;
+        Self::register_inner(unit, parent, name, ops, Some(attrs))
+    }
+
+    fn register_inner(
+        unit: Arc<U>,
+        parent: &Device<Bound>,
+        name: &CStr,
+        ops: &'static OpsTable<T>,
+        attrs: Option<AttributeGroup>,
+    ) -> Result<Self> {
+        let groups = attrs
+            .as_ref()
+            .map_or(null_mut(), |a| a.groups.as_ptr().cast_mut());
         let raw = unit.iommu_device().as_raw();
         // SAFETY: `raw` points to storage that `unit` keeps alive and in place (an `Arc` never
         // moves its contents); `parent` is a bound device; the format takes one string.
@@ -108,7 +259,7 @@ impl<T: Ops, U: HasIommuDevice> Registration<T, U> {
             bindings::iommu_device_sysfs_add(
                 raw,
                 parent.as_raw(),
-                null_mut(),
+                groups,
                 c"%s".as_char_ptr(),
                 name.as_char_ptr(),
             )
@@ -123,6 +274,7 @@ impl<T: Ops, U: HasIommuDevice> Registration<T, U> {
         // INVARIANT: Added and registered above.
         Ok(Self {
             unit,
+            _attrs: attrs,
             _ops: PhantomData,
         })
     }

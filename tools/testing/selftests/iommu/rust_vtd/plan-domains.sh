@@ -22,6 +22,19 @@ diag "GSTS.QIES $qies, IQH $iqh, IQT $iqt"
 [ $qies = 1 ] && [ $iqt != 0 ] && [ $iqh = $iqt ]
 result "queued_invalidation_in_use_$m" $?
 
+# The C driver's sysfs attributes, in its formats.
+a=/sys/class/iommu/dmar0/intel-iommu
+ver=$(reg32 $base 0x0)
+cap=$(reg64 $base 0x8)
+fail=0
+for want in "version $(((ver >> 4) & 15)):$((ver & 15))" "address $(printf %x $base)" \
+	"cap $(printf %x $cap)" "ecap $(printf %x $(reg64 $base 0x10))" \
+	"domains_supported $((1 << (4 + 2 * (cap & 7))))" "domains_used 1"; do
+	got="${want%% *} $(cat $a/${want%% *} 2>&1)"
+	[ "$got" = "$want" ] || { diag "$a: got '$got', want '$want'"; fail=1; }
+done
+result "intel_iommu_sysfs_attributes_$m" $fail
+
 # Every PCI device gets a group; with no paging domains yet, the default
 # domain of every group is identity.
 fail=0
