@@ -175,11 +175,6 @@ impl InvQueue {
         self.queue.phys()
     }
 
-    /// Resets the software tail to match a freshly enabled queue.
-    pub(crate) fn reset(&mut self) {
-        self.tail = 0;
-    }
-
     fn put(&mut self, desc: [u64; 2]) {
         let i = self.tail * 2;
         self.queue.write(i + 1, desc[1]);

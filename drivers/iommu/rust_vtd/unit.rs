@@ -608,8 +608,7 @@ impl UnitState {
         if self.with_regs(|io| Ok(io.read(GSTS).qies()))? {
             self.disable_qi_hw()?;
         }
-        let mut queue = InvQueue::new()?;
-        queue.reset();
+        let queue = InvQueue::new()?;
         self.with_regs(|io| qi::program(io, &queue))?;
         self.global_command(
             "enable queued invalidation",
@@ -800,8 +799,7 @@ impl UnitState {
         Ok(dids.len())
     }
 
-    /// Checks that the root table still points to what it did (for tests
-    /// and debugging): returns the number of buses with context tables.
+    /// The number of buses whose root entry points to a context table.
     pub(crate) fn context_tables(&self) -> usize {
         let tables = self.tables.lock();
         (0..256)
