@@ -41,7 +41,28 @@ impl StaticKind {
 #[derive(Clone, Copy)]
 pub struct DomainRef<'a>(&'a Opaque<bindings::iommu_domain>);
 
-impl DomainRef<'_> {
+impl<'a> DomainRef<'a> {
+    /// A reference to `domain`, or `None` if it is NULL.
+    ///
+    /// # Safety
+    ///
+    /// `domain` must be NULL or a valid domain for `'a`.
+    pub unsafe fn from_raw(domain: *mut bindings::iommu_domain) -> Option<Self> {
+        if domain.is_null() {
+            return None;
+        }
+        // SAFETY: Per the safety requirements a non-NULL `domain` is valid for `'a`;
+        // `Opaque<T>` is a transparent wrapper of `T`.
+        Some(Self(unsafe {
+            &*domain.cast::<Opaque<bindings::iommu_domain>>()
+        }))
+    }
+
+    /// The `struct iommu_domain` pointer.
+    pub fn as_raw(&self) -> *mut bindings::iommu_domain {
+        self.0.get()
+    }
+
     /// The domain's `IOMMU_DOMAIN_*` type.
     pub fn domain_type(&self) -> u32 {
         // SAFETY: `self.0` is a valid domain for the lifetime of the reference.
@@ -51,6 +72,17 @@ impl DomainRef<'_> {
     /// Whether this is the static domain `domain`.
     pub fn is<A: AttachOps>(&self, domain: &StaticDomain<A>) -> bool {
         core::ptr::eq(self.0.get(), domain.as_raw())
+    }
+}
+
+/// Whether `dev`'s current domain is a translated domain of the DMA API (`IOMMU_DOMAIN_DMA` or
+/// `IOMMU_DOMAIN_DMA_FQ`): its driver's DMA handles are IOVAs, not physical addresses.
+pub fn dma_api_translated(dev: &Device) -> bool {
+    // SAFETY: `dev` is a valid device; the core returns NULL or its current domain, whose type
+    // is read once.
+    unsafe {
+        let d = bindings::iommu_get_domain_for_dev(dev.as_raw());
+        !d.is_null() && (*d).type_ & bindings::__IOMMU_DOMAIN_DMA_API != 0
     }
 }
 
@@ -102,14 +134,8 @@ impl<A: AttachOps> StaticDomainOps<A> {
         let Some(data) = (unsafe { super::ops::device_data::<A::Iommu>(dev) }) else {
             return ENODEV.to_errno();
         };
-        let old = if old.is_null() {
-            None
-        } else {
-            // SAFETY: `old` is the device's current domain, valid during the call.
-            Some(DomainRef(unsafe {
-                &*old.cast::<Opaque<bindings::iommu_domain>>()
-            }))
-        };
+        // SAFETY: `old` is NULL or the device's current domain, valid during the call.
+        let old = unsafe { DomainRef::from_raw(old) };
         match A::attach_dev(dev, data, old) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),

@@ -14,6 +14,10 @@ use super::{
         AttachOps,
         StaticDomain, //
     },
+    paging::{
+        new_domain_into_raw,
+        NewDomain, //
+    },
 };
 use crate::{
     bindings,
@@ -204,6 +208,19 @@ pub trait Ops: Sized + Send + Sync + 'static {
     fn capable(_dev: &Device, _data: &Self::DeviceData, _cap: Capability) -> bool {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
+
+    /// Allocates a paging domain that `dev` can be attached to (see
+    /// [`super::paging::PagingDomain::alloc`]). `flags` are iommufd's `IOMMU_HWPT_ALLOC_*` flags,
+    /// 0 for the DMA API; a driver refuses flags it does not implement with `EOPNOTSUPP`.
+    /// Without this entry the driver has no paging domains, and its devices stay on the
+    /// identity domain.
+    fn domain_alloc_paging_flags(
+        _dev: &Device,
+        _data: &Self::DeviceData,
+        _flags: u32,
+    ) -> Result<NewDomain> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// Returns the data `T::probe_device` made for `dev`, if any.
@@ -257,6 +274,11 @@ impl<T: Ops> OpsTable<T> {
                 },
                 capable: if T::HAS_CAPABLE {
                     Some(Self::capable)
+                } else {
+                    None
+                },
+                domain_alloc_paging_flags: if T::HAS_DOMAIN_ALLOC_PAGING_FLAGS {
+                    Some(Self::domain_alloc_paging_flags)
                 } else {
                     None
                 },
@@ -385,5 +407,26 @@ impl<T: Ops> OpsTable<T> {
             _p: PhantomData,
         };
         T::get_resv_regions(dev, data, &mut regions);
+    }
+
+    /// # Safety
+    ///
+    /// Called by the IOMMU core with a valid device, as `iommu_ops.domain_alloc_paging_flags`.
+    unsafe extern "C" fn domain_alloc_paging_flags(
+        dev: *mut bindings::device,
+        flags: u32,
+        user_data: *const bindings::iommu_user_data,
+    ) -> *mut bindings::iommu_domain {
+        if !user_data.is_null() {
+            // Driver-specific allocation data is not supported yet.
+            return EOPNOTSUPP.to_ptr();
+        }
+        // SAFETY: The core holds a reference to `dev` during the call.
+        let dev: &Device = unsafe { Device::from_raw(dev) };
+        // SAFETY: `dev` was probed by `T`.
+        let Some(data) = (unsafe { device_data::<T>(dev) }) else {
+            return ENODEV.to_ptr();
+        };
+        new_domain_into_raw(T::domain_alloc_paging_flags(dev, data, flags))
     }
 }

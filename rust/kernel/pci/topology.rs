@@ -8,7 +8,8 @@
 use super::Device;
 use crate::{
     bindings,
-    device, //
+    device,
+    prelude::*, //
 };
 
 impl<Ctx: device::DeviceContext> Device<Ctx> {
@@ -41,5 +42,41 @@ impl<Ctx: device::DeviceContext> Device<Ctx> {
         // SAFETY: A device holds a reference to its parent bridge for as long as it exists, so
         // the bridge outlives `&self`; `Device` is a transparent wrapper of `struct pci_dev`.
         (!bridge.is_null()).then(|| unsafe { &*bridge.cast::<Device>() })
+    }
+}
+
+impl Device {
+    /// The requester IDs (`bus << 8 | devfn`) the device's DMA may carry: its own, and the
+    /// aliases that quirks and the bridges above it introduce (for example a PCIe-to-PCI
+    /// bridge, which takes ownership of the transactions of the devices behind it), in the
+    /// order `pci_for_each_dma_alias()` finds them. An IOMMU must translate all of them alike.
+    pub fn dma_aliases(&self) -> Result<KVec<u16>> {
+        /// # Safety
+        ///
+        /// Called by `pci_for_each_dma_alias()` with the `data` given below.
+        unsafe extern "C" fn add(
+            _pdev: *mut bindings::pci_dev,
+            alias: u16,
+            data: *mut c_void,
+        ) -> c_int {
+            // SAFETY: `data` is the `Result<KVec<u16>>` below, exclusively ours during the walk.
+            let ids = unsafe { &mut *data.cast::<Result<KVec<u16>>>() };
+            if let Ok(v) = ids {
+                if !v.contains(&alias) {
+                    if let Err(e) = v.push(alias, GFP_KERNEL) {
+                        *ids = Err(e.into());
+                        return 1;
+                    }
+                }
+            }
+            0
+        }
+        let mut ids: Result<KVec<u16>> = Ok(KVec::new());
+        // SAFETY: By the type invariant `self.as_raw()` is a valid `struct pci_dev`; `add`
+        // matches the callback type and `ids` outlives the call.
+        unsafe {
+            bindings::pci_for_each_dma_alias(self.as_raw(), Some(add), (&raw mut ids).cast())
+        };
+        ids
     }
 }

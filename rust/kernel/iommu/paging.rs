@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! IOMMU paging domains: address spaces translated through page tables the driver keeps.
+//!
+//! A driver implements [`PagingOps`] for its domain type and returns new domains from
+//! [`Ops::domain_alloc_paging_flags`]. The core uses them for the DMA API's default domains
+//! (`IOMMU_DOMAIN_DMA`, `IOMMU_DOMAIN_DMA_FQ`) and for iommufd and VFIO
+//! (`IOMMU_DOMAIN_UNMANAGED`); it maps and unmaps ranges, and asks for the IOTLB to be
+//! synchronised at the points the DMA API's strict or lazy mode requires.
+//!
+//! C header: [`include/linux/iommu.h`](srctree/include/linux/iommu.h)
+
+use super::{
+    domain::DomainRef,
+    ops::{
+        device_data,
+        Ops, //
+    },
+};
+use crate::{
+    alloc::Flags,
+    bindings,
+    device::Device,
+    io::PhysAddr,
+    prelude::*,
+    types::Opaque, //
+};
+use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
+
+/// The access a mapping grants (`IOMMU_READ`, `IOMMU_WRITE`, ...).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Prot(u32);
+
+impl Prot {
+    /// Devices may read the memory.
+    pub const READ: Prot = Prot(bindings::IOMMU_READ);
+    /// Devices may write the memory.
+    pub const WRITE: Prot = Prot(bindings::IOMMU_WRITE);
+    /// DMA must snoop the CPU caches.
+    pub const CACHE: Prot = Prot(bindings::IOMMU_CACHE);
+
+    /// Whether devices may read.
+    pub fn read(self) -> bool {
+        self.0 & Self::READ.0 != 0
+    }
+
+    /// Whether devices may write.
+    pub fn write(self) -> bool {
+        self.0 & Self::WRITE.0 != 0
+    }
+
+    /// Whether snooping is required.
+    pub fn cache(self) -> bool {
+        self.0 & Self::CACHE.0 != 0
+    }
+
+    /// The protection from its `IOMMU_*` bits.
+    pub const fn from_raw(raw: u32) -> Self {
+        Self(raw)
+    }
+}
+
+/// The allocation flags the core passes with a map request, as [`Flags`].
+///
+/// The core only passes `GFP_KERNEL` (sleeping allowed) or `GFP_ATOMIC`; anything that may not
+/// block is treated as `GFP_ATOMIC`.
+fn gfp_from_raw(raw: bindings::gfp_t) -> Flags {
+    if raw & (1 << bindings::___GFP_DIRECT_RECLAIM_BIT) != 0 {
+        GFP_KERNEL
+    } else {
+        GFP_ATOMIC
+    }
+}
+
+/// The range of IOVAs gathered for an IOTLB flush by one or more unmaps
+/// (`struct iommu_iotlb_gather`).
+///
+/// # Invariants
+///
+/// `self.0` points to a valid, initialised gather for `'a`.
+pub struct IotlbGather<'a>(
+    NonNull<bindings::iommu_iotlb_gather>,
+    PhantomData<&'a mut ()>,
+);
+
+impl IotlbGather<'_> {
+    /// Adds `size` bytes at `iova` to the range to flush.
+    pub fn add_range(&mut self, iova: usize, size: usize) {
+        if size == 0 {
+            return;
+        }
+        // SAFETY: By the type invariant the gather is valid and we have it exclusively.
+        let g = unsafe { self.0.as_mut() };
+        let end = iova + (size - 1);
+        g.start = g.start.min(iova);
+        g.end = g.end.max(end);
+    }
+
+    /// The gathered range, first and last byte, or `None` if it is empty.
+    pub fn range(&self) -> Option<(usize, usize)> {
+        // SAFETY: By the type invariant the gather is valid.
+        let g = unsafe { self.0.as_ref() };
+        (g.start <= g.end).then_some((g.start, g.end))
+    }
+
+    /// Whether the core will flush the whole IOTLB later instead (lazy mode's flush queue):
+    /// the unmap need not flush this range.
+    pub fn queued(&self) -> bool {
+        // SAFETY: By the type invariant the gather is valid.
+        unsafe { self.0.as_ref() }.queued
+    }
+}
+
+/// A paging domain's operations, which the core calls on an allocated [`PagingDomain`].
+///
+/// Map and unmap may run concurrently on disjoint ranges, and in atomic context (the DMA API
+/// maps from interrupt handlers); so may the IOTLB operations.
+pub trait PagingOps: Sized + Send + Sync + 'static {
+    /// The driver these domains belong to.
+    type Iommu: Ops;
+
+    /// Attaches `dev`, described by `data`, to `domain`, replacing `old` (`None` on its first
+    /// attach).
+    fn attach_dev(
+        domain: &PagingDomain<Self>,
+        dev: &Device,
+        data: &<Self::Iommu as Ops>::DeviceData,
+        old: Option<DomainRef<'_>>,
+    ) -> Result;
+
+    /// Maps `pgcount` pages of `pgsize` bytes (one of the sizes in the domain's page-size
+    /// bitmap) from `iova` to `paddr`. Returns the number of bytes mapped, and an error if it
+    /// is short of the request; the core unmaps what was mapped.
+    fn map_pages(
+        &self,
+        iova: usize,
+        paddr: PhysAddr,
+        pgsize: usize,
+        pgcount: usize,
+        prot: Prot,
+        gfp: Flags,
+    ) -> (usize, Result);
+
+    /// Unmaps up to `pgcount` pages of `pgsize` bytes from `iova`, and adds the range to
+    /// `gather`. Returns the number of bytes unmapped, which may exceed the request where a
+    /// larger page covered it, and stops early at an IOVA that is not mapped.
+    fn unmap_pages(
+        &self,
+        iova: usize,
+        pgsize: usize,
+        pgcount: usize,
+        gather: &mut IotlbGather<'_>,
+    ) -> usize;
+
+    /// The physical address `iova` translates to, or 0 if it is not mapped.
+    fn iova_to_phys(&self, iova: usize) -> PhysAddr;
+
+    /// Invalidates every translation of the domain cached by the hardware.
+    fn flush_iotlb_all(&self);
+
+    /// Invalidates the translations of the range `gather` holds.
+    fn iotlb_sync(&self, gather: &IotlbGather<'_>);
+
+    /// Makes a range just mapped visible to hardware that caches non-present entries.
+    fn iotlb_sync_map(&self, iova: usize, size: usize) -> Result;
+}
+
+/// Addresses a paging domain can translate.
+#[derive(Clone, Copy, Debug)]
+pub struct Geometry {
+    /// The first IOVA that can be mapped.
+    pub aperture_start: u64,
+    /// The last IOVA that can be mapped.
+    pub aperture_end: u64,
+}
+
+/// A paging domain: the core's `struct iommu_domain` and the driver's `T`.
+///
+/// # Invariants
+///
+/// `domain.ops` points to this type's operations table, so the core calls back into `T`; the
+/// domain lives in a [`KBox`] from [`PagingDomain::alloc`] until the core frees it.
+#[repr(C)]
+#[pin_data]
+pub struct PagingDomain<T: PagingOps> {
+    domain: Opaque<bindings::iommu_domain>,
+    #[pin]
+    inner: T,
+}
+
+// SAFETY: The core's fields are only written before the domain is published and by the core
+// under its own locks; `T` is `Send + Sync`.
+unsafe impl<T: PagingOps> Send for PagingDomain<T> {}
+// SAFETY: As above.
+unsafe impl<T: PagingOps> Sync for PagingDomain<T> {}
+
+/// A newly allocated domain, owned until it is handed to the core.
+///
+/// # Invariants
+///
+/// `self.0` is a domain made by [`PagingDomain::alloc`] that nothing else owns.
+pub struct NewDomain(NonNull<bindings::iommu_domain>);
+
+impl NewDomain {
+    fn into_raw(self) -> *mut bindings::iommu_domain {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for NewDomain {
+    fn drop(&mut self) {
+        let d = self.0.as_ptr();
+        // SAFETY: By the type invariant `d` is a valid domain we own, whose `ops->free` frees it.
+        unsafe {
+            if let Some(free) = (*(*d).ops).free {
+                free(d)
+            }
+        }
+    }
+}
+
+impl<T: PagingOps> PagingDomain<T> {
+    const OPS: bindings::iommu_domain_ops = bindings::iommu_domain_ops {
+        attach_dev: Some(Self::attach_dev_cb),
+        map_pages: Some(Self::map_pages_cb),
+        unmap_pages: Some(Self::unmap_pages_cb),
+        flush_iotlb_all: Some(Self::flush_iotlb_all_cb),
+        iotlb_sync_map: Some(Self::iotlb_sync_map_cb),
+        iotlb_sync: Some(Self::iotlb_sync_cb),
+        iova_to_phys: Some(Self::iova_to_phys_cb),
+        free: Some(Self::free_cb),
+        // SAFETY: All-zeroes is a valid `iommu_domain_ops`: every other entry is NULL.
+        ..unsafe { core::mem::zeroed() }
+    };
+    const OPS_REF: &'static bindings::iommu_domain_ops = &Self::OPS;
+
+    /// Makes a domain around `inner` that maps the page sizes in `pgsize_bitmap` within
+    /// `geometry` (DMA outside it is blocked).
+    pub fn alloc(
+        inner: impl PinInit<T, Error>,
+        pgsize_bitmap: usize,
+        geometry: Geometry,
+    ) -> Result<NewDomain> {
+        let b = KBox::try_pin_init(
+            try_pin_init!(Self {
+                domain: Opaque::new(bindings::iommu_domain {
+                    type_: bindings::IOMMU_DOMAIN_UNMANAGED,
+                    ops: Self::OPS_REF,
+                    pgsize_bitmap,
+                    geometry: bindings::iommu_domain_geometry {
+                        aperture_start: geometry.aperture_start,
+                        aperture_end: geometry.aperture_end,
+                        force_aperture: true,
+                    },
+                    // SAFETY: All-zeroes is a valid `iommu_domain` for the other fields (no
+                    // cookie, no owner yet).
+                    ..unsafe { core::mem::zeroed() }
+                }),
+                inner <- inner,
+            }? Error),
+            GFP_KERNEL,
+        )?;
+        // SAFETY: The domain is never moved: the box is leaked to the core and only taken
+        // back, in place, to be dropped by `free_cb`.
+        let p = KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) });
+        // INVARIANT: `ops` is this type's table and the domain is a leaked `KBox`.
+        // SAFETY: `p` is valid; `domain` is its first field (`repr(C)`).
+        Ok(NewDomain(unsafe {
+            NonNull::new_unchecked(Opaque::cast_into(&raw const (*p).domain))
+        }))
+    }
+
+    /// The domain's `struct iommu_domain`.
+    pub fn as_raw(&self) -> *mut bindings::iommu_domain {
+        self.domain.get()
+    }
+
+    /// The `IOMMU_DOMAIN_*` type the core gave the domain.
+    pub fn domain_type(&self) -> u32 {
+        // SAFETY: The domain is valid; the core sets the type before any callback.
+        unsafe { (*self.domain.get()).type_ }
+    }
+
+    /// The paging domain behind `domain`, if it is one of this type.
+    pub fn from_ref<'a>(domain: DomainRef<'a>) -> Option<&'a Self> {
+        let raw = domain.as_raw();
+        // SAFETY: `raw` is a valid domain for `'a`.
+        let ops = unsafe { (*raw).ops };
+        // SAFETY: A domain whose ops are this type's table is the first field of a
+        // `PagingDomain<T>` (type invariant), valid for as long as the domain is.
+        core::ptr::eq(ops, Self::OPS_REF).then(|| unsafe { Self::from_raw(raw) })
+    }
+
+    /// # Safety
+    ///
+    /// `domain` must be the `struct iommu_domain` of a live `PagingDomain<T>`, valid for `'a`.
+    unsafe fn from_raw<'a>(domain: *mut bindings::iommu_domain) -> &'a Self {
+        // SAFETY: `domain` is the first field of a `repr(C)` `Self`.
+        unsafe { &*domain.cast::<Self>() }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core as `attach_dev` with valid arguments and a device probed by
+    /// `T::Iommu`.
+    unsafe extern "C" fn attach_dev_cb(
+        domain: *mut bindings::iommu_domain,
+        dev: *mut bindings::device,
+        old: *mut bindings::iommu_domain,
+    ) -> c_int {
+        // SAFETY: The core holds a reference to `dev` for the duration of the call.
+        let dev: &Device = unsafe { Device::from_raw(dev) };
+        // SAFETY: `dev` was probed by this driver.
+        let Some(data) = (unsafe { device_data::<T::Iommu>(dev) }) else {
+            return ENODEV.to_errno();
+        };
+        // SAFETY: `old` is NULL or the device's current domain, valid during the call.
+        let old = unsafe { DomainRef::from_raw(old) };
+        // SAFETY: The core only calls this table's entries for domains of this type.
+        let this = unsafe { Self::from_raw(domain) };
+        match T::attach_dev(this, dev, data, old) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core as `map_pages`, with `mapped` valid for writes.
+    #[allow(clippy::too_many_arguments)]
+    unsafe extern "C" fn map_pages_cb(
+        domain: *mut bindings::iommu_domain,
+        iova: usize,
+        paddr: PhysAddr,
+        pgsize: usize,
+        pgcount: usize,
+        prot: c_int,
+        gfp: bindings::gfp_t,
+        mapped: *mut usize,
+    ) -> c_int {
+        // SAFETY: The core only calls this table's entries for domains of this type.
+        let this = unsafe { Self::from_raw(domain) };
+        let (n, r) = this.inner.map_pages(
+            iova,
+            paddr,
+            pgsize,
+            pgcount,
+            Prot::from_raw(prot as u32),
+            gfp_from_raw(gfp),
+        );
+        // SAFETY: `mapped` is valid for writes, per the core's contract.
+        unsafe { *mapped = n };
+        match r {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core as `unmap_pages`, with `gather` NULL or valid and initialised.
+    unsafe extern "C" fn unmap_pages_cb(
+        domain: *mut bindings::iommu_domain,
+        iova: usize,
+        pgsize: usize,
+        pgcount: usize,
+        gather: *mut bindings::iommu_iotlb_gather,
+    ) -> usize {
+        // SAFETY: The core only calls this table's entries for domains of this type.
+        let this = unsafe { Self::from_raw(domain) };
+        match NonNull::new(gather) {
+            Some(g) => {
+                // INVARIANT: The core's gather is valid and ours during the call.
+                let mut g = IotlbGather(g, PhantomData);
+                this.inner.unmap_pages(iova, pgsize, pgcount, &mut g)
+            }
+            None => {
+                // No gather: flush before returning, as the caller expects.
+                // SAFETY: All-zeroes, then the empty range below, is an initialised gather.
+                let mut local: bindings::iommu_iotlb_gather = unsafe { core::mem::zeroed() };
+                local.start = usize::MAX;
+                // INVARIANT: `local` is valid and ours for the rest of the function.
+                let mut g = IotlbGather(NonNull::from(&mut local), PhantomData);
+                let n = this.inner.unmap_pages(iova, pgsize, pgcount, &mut g);
+                this.inner.iotlb_sync(&g);
+                n
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core as `iova_to_phys`.
+    unsafe extern "C" fn iova_to_phys_cb(
+        domain: *mut bindings::iommu_domain,
+        iova: bindings::dma_addr_t,
+    ) -> PhysAddr {
+        // SAFETY: The core only calls this table's entries for domains of this type.
+        let this = unsafe { Self::from_raw(domain) };
+        this.inner.iova_to_phys(iova as usize)
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core as `flush_iotlb_all`.
+    unsafe extern "C" fn flush_iotlb_all_cb(domain: *mut bindings::iommu_domain) {
+        // SAFETY: The core only calls this table's entries for domains of this type.
+        unsafe { Self::from_raw(domain) }.inner.flush_iotlb_all()
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core as `iotlb_sync` with a valid, initialised gather.
+    unsafe extern "C" fn iotlb_sync_cb(
+        domain: *mut bindings::iommu_domain,
+        gather: *mut bindings::iommu_iotlb_gather,
+    ) {
+        // SAFETY: The core only calls this table's entries for domains of this type.
+        let this = unsafe { Self::from_raw(domain) };
+        if let Some(g) = NonNull::new(gather) {
+            // INVARIANT: The core's gather is valid during the call.
+            this.inner.iotlb_sync(&IotlbGather(g, PhantomData));
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core as `iotlb_sync_map`.
+    unsafe extern "C" fn iotlb_sync_map_cb(
+        domain: *mut bindings::iommu_domain,
+        iova: usize,
+        size: usize,
+    ) -> c_int {
+        // SAFETY: The core only calls this table's entries for domains of this type.
+        let this = unsafe { Self::from_raw(domain) };
+        match this.inner.iotlb_sync_map(iova, size) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the core as `free`, once, when no device is attached any more.
+    unsafe extern "C" fn free_cb(domain: *mut bindings::iommu_domain) {
+        // SAFETY: By the type invariant the domain is a leaked `KBox<Self>` whose first field
+        // is `domain`; the core makes no further calls for it.
+        drop(unsafe { KBox::from_raw(domain.cast::<Self>()) });
+    }
+}
+
+impl<T: PagingOps> Deref for PagingDomain<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+/// Returns a new domain to the core, for [`Ops::domain_alloc_paging_flags`]'s caller.
+pub(crate) fn new_domain_into_raw(d: Result<NewDomain>) -> *mut bindings::iommu_domain {
+    match d {
+        Ok(d) => d.into_raw(),
+        Err(e) => e.to_ptr(),
+    }
+}
