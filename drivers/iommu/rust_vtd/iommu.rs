@@ -3,7 +3,14 @@
 //! rust_vtd as the IOMMU core sees it: which unit translates a device,
 //! and the static blocking and identity domains.
 
-use crate::unit::UnitState;
+use crate::{
+    context::ContextEntry,
+    domain::{
+        leave_old,
+        VtdDomain, //
+    },
+    unit::UnitState,
+};
 use kernel::{
     device::Device,
     iommu::{
@@ -17,12 +24,12 @@ use kernel::{
         },
         ops::{
             Capability,
-            DefaultDomain,
             Ops,
             OpsTable,
             ResvKind,
             ResvRegions, //
         },
+        paging::NewDomain,
     },
     pci,
     prelude::*,
@@ -43,11 +50,40 @@ pub(crate) struct DeviceData {
     unit: Arc<UnitState>,
     bus: u8,
     devfn: u8,
+    /// The requester IDs its DMA carries (its own first, then aliases):
+    /// each gets the same context entry.
+    rids: KVec<u16>,
 }
 
 impl DeviceData {
     fn name(&self) -> (u32, u8, u8, u8) {
         (self.unit.index, self.bus, self.devfn >> 3, self.devfn & 7)
+    }
+
+    /// The unit that translates the device.
+    pub(crate) fn unit(&self) -> &Arc<UnitState> {
+        &self.unit
+    }
+
+    /// Points every requester ID of the device at `entry`. On failure,
+    /// the IDs already changed are blocked again.
+    pub(crate) fn set_context(&self, entry: ContextEntry) -> Result {
+        for (n, rid) in self.rids.iter().enumerate() {
+            if let Err(e) = self.unit.set_context((rid >> 8) as u8, *rid as u8, entry) {
+                for r in &self.rids[..n] {
+                    self.unit.block((r >> 8) as u8, *r as u8);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocks every requester ID of the device.
+    fn block(&self) {
+        for rid in self.rids.iter() {
+            self.unit.block((rid >> 8) as u8, *rid as u8);
+        }
     }
 }
 
@@ -58,8 +94,9 @@ pub(crate) struct Blocking;
 impl AttachOps for Blocking {
     type Iommu = RustVtdIommu;
 
-    fn attach_dev(_dev: &Device, data: &DeviceData, _old: Option<DomainRef<'_>>) -> Result {
-        data.unit.block(data.bus, data.devfn);
+    fn attach_dev(_dev: &Device, data: &DeviceData, old: Option<DomainRef<'_>>) -> Result {
+        data.block();
+        leave_old(data, old);
         let (u, b, d, f) = data.name();
         pr_debug!("dmar{}: {:02x}:{:02x}.{}: blocked\n", u, b, d, f);
         Ok(())
@@ -73,8 +110,10 @@ pub(crate) struct Identity;
 impl AttachOps for Identity {
     type Iommu = RustVtdIommu;
 
-    fn attach_dev(_dev: &Device, data: &DeviceData, _old: Option<DomainRef<'_>>) -> Result {
-        data.unit.pass_through(data.bus, data.devfn)?;
+    fn attach_dev(_dev: &Device, data: &DeviceData, old: Option<DomainRef<'_>>) -> Result {
+        let entry = data.unit.pass_through_entry()?;
+        data.set_context(entry)?;
+        leave_old(data, old);
         let (u, b, d, f) = data.name();
         pr_debug!("dmar{}: {:02x}:{:02x}.{}: identity\n", u, b, d, f);
         Ok(())
@@ -127,11 +166,27 @@ impl Ops for RustVtdIommu {
                 .cloned()
                 .ok_or(ENODEV)?
         };
+        // Aliases on other buses of the same segment are translated by
+        // the same unit (the bridge that creates them is in its scope).
+        let rids = pdev.dma_aliases()?;
+        if rids.len() > 1 {
+            pr_info!(
+                "{:04x}:{:02x}:{:02x}.{}: DMA also as {} requester ID(s), first {:04x}\n",
+                segment,
+                pdev.bus_number(),
+                pdev.devfn() >> 3,
+                pdev.devfn() & 7,
+                rids.len() - 1,
+                rids[1]
+            );
+        }
+        unit.add_device(dev)?;
         Ok(KBox::new(
             DeviceData {
                 unit,
                 bus: pdev.bus_number(),
                 devfn: pdev.devfn(),
+                rids,
             },
             GFP_KERNEL,
         )?)
@@ -142,22 +197,32 @@ impl Ops for RustVtdIommu {
         data.unit.iommu_device()
     }
 
-    fn release_device(_dev: &Device, data: KBox<DeviceData>) {
+    fn release_device(dev: &Device, data: KBox<DeviceData>) {
+        data.unit.remove_device(dev);
         let (u, b, d, f) = data.name();
         pr_debug!("dmar{}: {:02x}:{:02x}.{}: released\n", u, b, d, f);
     }
 
-    fn def_domain_type(_dev: &Device, _data: &DeviceData) -> Option<DefaultDomain> {
-        // Until paging domains exist, every device's default domain is
-        // the identity domain.
-        Some(DefaultDomain::Identity)
+    fn domain_alloc_paging_flags(
+        _dev: &Device,
+        data: &DeviceData,
+        flags: u32,
+    ) -> Result<NewDomain> {
+        if flags != 0 {
+            // Nesting parents, dirty tracking and PASIDs come with
+            // scalable mode.
+            return Err(EOPNOTSUPP);
+        }
+        VtdDomain::alloc(&data.unit)
     }
 
-    fn capable(_dev: &Device, data: &DeviceData, cap: Capability) -> bool {
+    fn capable(_dev: &Device, _data: &DeviceData, cap: Capability) -> bool {
         match cap {
             // As the C driver: legacy-mode remapping never breaks coherency.
             Capability::CacheCoherency => true,
-            Capability::EnforceCacheCoherency => data.unit.ecap.sc(),
+            // Lazy (flush-queue) DMA domains: unmaps may be flushed later.
+            Capability::DeferredFlush => true,
+            // Forcing snoop (SNP in every leaf) is not implemented yet.
             _ => false,
         }
     }

@@ -50,6 +50,16 @@ pub(crate) enum IotlbInvalidation {
         /// Domain ID.
         did: u16,
     },
+    /// The translations of domain `did` for the 2^`am` pages from `addr`,
+    /// which is aligned to that size (page-selective-within-domain).
+    Pages {
+        /// Domain ID.
+        did: u16,
+        /// First address, aligned to 4 KiB << `am`.
+        addr: u64,
+        /// Address mask: log2 of the number of 4 KiB pages.
+        am: u8,
+    },
 }
 
 /// CCMD: invalidate context cache; also the busy bit.
@@ -86,18 +96,59 @@ impl ContextInvalidation {
 }
 
 impl IotlbInvalidation {
-    /// Granularity: 1 global, 2 domain-selective.
+    /// Granularity: 1 global, 2 domain-selective, 3 page-selective.
     fn granularity(self) -> u64 {
         match self {
             Self::Global => 1,
             Self::Domain { .. } => 2,
+            Self::Pages { .. } => 3,
         }
     }
 
     fn did(self) -> u64 {
         match self {
             Self::Global => 0,
-            Self::Domain { did } => u64::from(did),
+            Self::Domain { did } | Self::Pages { did, .. } => u64::from(did),
+        }
+    }
+
+    /// The address word of a page-selective invalidation: the IVA
+    /// register (VT-d 11.4.8.2), also the descriptor's high word. The
+    /// invalidation hint (IH) stays clear: page-structure caches are
+    /// invalidated too, so that tables can be reused.
+    pub(crate) fn address(self) -> Option<u64> {
+        match self {
+            Self::Pages { addr, am, .. } => Some((addr & !0xfff) | u64::from(am & 0x3f)),
+            _ => None,
+        }
+    }
+
+    /// The page-selective invalidation of `first..=last` in domain `did`,
+    /// as the smallest aligned power-of-two block that covers it (the C
+    /// driver's calculate_psi_aligned_address()), or a domain-selective
+    /// one where the block's mask exceeds `mamv` (CAP.MAMV) or the unit
+    /// cannot invalidate by page (`psi` false).
+    pub(crate) fn covering(did: u16, first: u64, last: u64, psi: bool, mamv: u8) -> Self {
+        let pfn = first >> 12;
+        let last_pfn = (last.max(first)) >> 12;
+        let pages = last_pfn - pfn + 1;
+        let mut am = pages.next_power_of_two().trailing_zeros();
+        if pfn & ((1u64 << am) - 1) != 0 {
+            // Not aligned: the block is the one that holds both ends.
+            let shared = !(pfn ^ last_pfn) & !((1u64 << am) - 1);
+            am = if shared == 0 {
+                64
+            } else {
+                shared.trailing_zeros()
+            };
+        }
+        if !psi || am > u32::from(mamv) {
+            return Self::Domain { did };
+        }
+        Self::Pages {
+            did,
+            addr: (pfn & !((1u64 << am) - 1)) << 12,
+            am: am as u8,
         }
     }
 
@@ -119,7 +170,7 @@ impl IotlbInvalidation {
                 | (u64::from(dw) << 6)
                 | (self.granularity() << 4)
                 | 2,
-            0,
+            self.address().unwrap_or(0),
         ]
     }
 }
@@ -317,6 +368,61 @@ mod tests {
         assert_eq!(
             IotlbInvalidation::Global.descriptor(false, false),
             [0x12, 0]
+        );
+    }
+
+    #[test]
+    fn page_selective_invalidation() {
+        // qi_desc_iotlb() for DMA_TLB_PSI_FLUSH: granularity 3, address
+        // and AM in the high word; IVA_REG holds the same word.
+        let psi = IotlbInvalidation::Pages {
+            did: 3,
+            addr: 0x20_0000,
+            am: 9,
+        };
+        assert_eq!(
+            psi.descriptor(false, true),
+            [(3 << 16) | (1 << 6) | (3 << 4) | 2, 0x20_0009]
+        );
+        assert_eq!(
+            psi.register(false, false),
+            (1 << 63) | (3 << 60) | (3 << 32)
+        );
+        assert_eq!(psi.address(), Some(0x20_0009));
+        // One page; 16 aligned pages; an unaligned range that straddles a
+        // 2 MiB boundary needs the 4 MiB block around it.
+        assert_eq!(
+            IotlbInvalidation::covering(1, 0x5000, 0x5fff, true, 9),
+            IotlbInvalidation::Pages {
+                did: 1,
+                addr: 0x5000,
+                am: 0
+            }
+        );
+        assert_eq!(
+            IotlbInvalidation::covering(1, 0x10000, 0x1ffff, true, 9),
+            IotlbInvalidation::Pages {
+                did: 1,
+                addr: 0x10000,
+                am: 4
+            }
+        );
+        assert_eq!(
+            IotlbInvalidation::covering(1, 0x1ff000, 0x200fff, true, 10),
+            IotlbInvalidation::Pages {
+                did: 1,
+                addr: 0,
+                am: 10
+            }
+        );
+        // Beyond MAMV, or without CAP.PSI: the whole domain.
+        assert_eq!(
+            IotlbInvalidation::covering(1, 0x1ff000, 0x200fff, true, 9),
+            IotlbInvalidation::Domain { did: 1 }
+        );
+        assert_eq!(
+            IotlbInvalidation::covering(1, 0x5000, 0x5fff, false, 9),
+            IotlbInvalidation::Domain { did: 1 }
         );
     }
 

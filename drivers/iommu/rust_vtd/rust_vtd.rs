@@ -26,7 +26,9 @@ use kernel::{
 
 mod context;
 mod dmar;
+mod domain;
 mod iommu;
+mod pagetable;
 mod qi;
 mod regs;
 mod unit;

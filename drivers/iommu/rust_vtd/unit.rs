@@ -53,7 +53,10 @@ use core::sync::atomic::{
 };
 use kernel::{
     acpi::table::Table,
-    device::Core,
+    device::{
+        Core,
+        Device, //
+    },
     io::{
         mem::{
             DevresExclusiveIoMem,
@@ -70,9 +73,10 @@ use kernel::{
             IommuDevice,
             Registration, //
         },
+        domain::dma_api_translated,
         pages::TablePage,
     },
-    new_mutex, platform,
+    new_mutex, new_spinlock_irq, platform,
     prelude::*,
     str::{
         CStr,
@@ -80,8 +84,10 @@ use kernel::{
         RawFormatter, //
     },
     sync::{
+        aref::ARef,
         Arc,
-        Mutex, //
+        Mutex,
+        SpinLockIrq, //
     },
     time::{
         msecs_to_jiffies,
@@ -183,9 +189,18 @@ pub(crate) struct UnitState {
     scopes: KVec<PciScope>,
     #[pin]
     tables: Mutex<Tables>,
-    /// The invalidation queue, while queued invalidation is enabled.
+    /// The invalidation queue, while queued invalidation is enabled; the
+    /// lock also serialises register-based invalidation. Taken in atomic
+    /// context (IOTLB flushes on DMA unmap).
     #[pin]
-    qi: Mutex<Option<InvQueue>>,
+    qi: SpinLockIrq<Option<InvQueue>>,
+    /// The devices the IOMMU core has probed on this unit.
+    #[pin]
+    devices: Mutex<KVec<ARef<Device>>>,
+    /// Domain IDs in use, one bit each; 0 (reserved in caching mode) and
+    /// the pass-through ID are never handed out.
+    #[pin]
+    dids: SpinLockIrq<KVec<u64>>,
     #[pin]
     fault_work: DelayedWork<UnitState>,
     /// Set when the unit goes down: the fault poll stops re-arming.
@@ -238,7 +253,7 @@ impl Attributes for UnitState {
             b"cap" => writeln!(out, "{:x}", u64::from(self.cap)),
             b"ecap" => writeln!(out, "{:x}", u64::from(self.ecap)),
             b"domains_supported" => writeln!(out, "{}", self.cap.domains()),
-            b"domains_used" => writeln!(out, "{}", self.domains_used()?),
+            b"domains_used" => writeln!(out, "{}", self.dids_in_use()),
             _ => return Err(EINVAL),
         }
         .map_err(|_| EINVAL)
@@ -257,10 +272,30 @@ pub(crate) struct Unit {
 
 impl Drop for Unit {
     fn drop(&mut self) {
-        drop(self.registration.take());
         let s = &self.state;
+        // A driver doing DMA through a translated DMA-API domain holds
+        // IOVAs that mean nothing once translation is off: unbind it
+        // while the unit still translates, and offer the device a driver
+        // again once it does direct DMA.
+        let translated = s.translated_bound_devices();
+        for dev in translated.iter() {
+            dev_info!(
+                dev,
+                "dmar{}: going away; unbinding the driver of this translated device\n",
+                s.index
+            );
+            dev.release_driver();
+        }
+        drop(self.registration.take());
         if s.disable_translation().is_err() {
             pr_err!("dmar{}: could not turn translation off\n", s.index);
+        }
+        for dev in translated.iter() {
+            match dev.attach_driver() {
+                Ok(true) => dev_info!(dev, "driver bound again, with direct DMA\n"),
+                Ok(false) => {}
+                Err(e) => dev_warn!(dev, "binding a driver again failed: {:?}\n", e),
+            }
         }
         s.stopping.store(true, Ordering::Release);
         cancel_delayed_work_sync(s);
@@ -670,8 +705,8 @@ impl UnitState {
             }
             return self.with_regs(|io| queue.submit(io, self.index, &descs[..n]));
         }
-        drop(qi);
-        let iotlb_reg = self.ecap.iotlb_reg_offset() + 8;
+        let iva_reg = self.ecap.iotlb_reg_offset();
+        let iotlb_reg = iva_reg + 8;
         self.with_regs(|io| {
             if let Some(c) = ctx {
                 io.try_write64(c.register(), CCMD)?;
@@ -680,6 +715,9 @@ impl UnitState {
                 })?;
             }
             if let Some(t) = iotlb {
+                if let Some(iva) = t.address() {
+                    io.try_write64(iva, iva_reg)?;
+                }
                 io.try_write64(t.register(dr, dw), iotlb_reg)?;
                 self.wait64(io, "IOTLB invalidation", iotlb_reg, |v| v & IOTLB_IVT == 0)?;
             }
@@ -688,7 +726,8 @@ impl UnitState {
     }
 
     /// Flushes the write buffer where the unit requires it (CAP.RWBF).
-    fn flush_write_buffer(&self) -> Result {
+    /// Does not sleep.
+    pub(crate) fn flush_write_buffer(&self) -> Result {
         if !self.cap.rwbf() {
             return Ok(());
         }
@@ -707,6 +746,80 @@ impl UnitState {
             Some(ContextInvalidation::Device { did, sid }),
             Some(IotlbInvalidation::Domain { did }),
         )
+    }
+
+    /// Issues IOTLB invalidation `inv` and waits for it, bounded. Does not
+    /// sleep. A unit that does not complete it is reported.
+    pub(crate) fn flush_iotlb(&self, inv: IotlbInvalidation) {
+        if self.invalidate(None, Some(inv)).is_err() {
+            pr_err!(
+                "dmar{}: IOTLB invalidation {:?} not confirmed\n",
+                self.index,
+                inv
+            );
+        }
+    }
+
+    /// Records that the core probed `dev` on this unit.
+    pub(crate) fn add_device(&self, dev: &Device) -> Result {
+        self.devices.lock().push(dev.into(), GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Forgets `dev`, released by the core.
+    pub(crate) fn remove_device(&self, dev: &Device) {
+        self.devices
+            .lock()
+            .retain(|d| !core::ptr::eq::<Device>(&**d, dev));
+    }
+
+    /// The devices with a driver bound whose DMA goes through a
+    /// translated DMA-API domain.
+    fn translated_bound_devices(&self) -> KVec<ARef<Device>> {
+        let mut out = KVec::new();
+        for d in self.devices.lock().iter() {
+            if d.has_driver() && dma_api_translated(d) && out.push(d.clone(), GFP_KERNEL).is_err() {
+                dev_err!(d, "out of memory; its driver is not unbound\n");
+            }
+        }
+        out
+    }
+
+    /// Allocates a domain ID.
+    pub(crate) fn alloc_did(&self) -> Result<u16> {
+        let ndoms = self.cap.domains().min(1 << 16) as usize;
+        let mut dids = self.dids.lock();
+        for (w, word) in dids.iter_mut().enumerate() {
+            if *word == u64::MAX {
+                continue;
+            }
+            let bit = (!*word).trailing_zeros() as usize;
+            let did = w * 64 + bit;
+            if did >= ndoms {
+                break;
+            }
+            *word |= 1 << bit;
+            return Ok(did as u16);
+        }
+        pr_warn!("dmar{}: all {} domain IDs in use\n", self.index, ndoms);
+        Err(ENOSPC)
+    }
+
+    /// Gives back domain ID `did`.
+    pub(crate) fn free_did(&self, did: u16) {
+        let did = usize::from(did);
+        if did <= usize::from(PASS_THROUGH_DID) {
+            return;
+        }
+        if let Some(word) = self.dids.lock().get_mut(did / 64) {
+            *word &= !(1 << (did % 64));
+        }
+    }
+
+    /// The number of domain IDs handed out (reserved ones excluded).
+    pub(crate) fn dids_in_use(&self) -> u32 {
+        let dids = self.dids.lock();
+        dids.iter().map(|w| w.count_ones()).sum::<u32>() - 2
     }
 
     /// Makes the context entry of `bus:devfn` not present and invalidates
@@ -740,14 +853,23 @@ impl UnitState {
         ctx.flush(i, 2);
     }
 
-    /// Makes `bus:devfn` bypass translation (context entry type
-    /// pass-through), replacing whatever entry it had.
-    pub(crate) fn pass_through(&self, bus: u8, devfn: u8) -> Result {
+    /// The context entry that makes a device bypass translation.
+    pub(crate) fn pass_through_entry(&self) -> Result<ContextEntry> {
         if !self.ecap.pt() {
-            // A 1:1 page table would be needed; paging domains come later.
+            // A 1:1 page table would be needed; not implemented yet.
             return Err(EOPNOTSUPP);
         }
-        let aw = widest_aw(self.cap.sagaw().get()).ok_or(ENODEV)?;
+        Ok(ContextEntry {
+            did: PASS_THROUGH_DID,
+            aw: widest_aw(self.cap.sagaw().get()).ok_or(ENODEV)?,
+            tt: TranslationType::PassThrough,
+            slptptr: 0,
+        })
+    }
+
+    /// Gives `bus:devfn` context entry `entry`, replacing (and
+    /// invalidating) whatever entry it had.
+    pub(crate) fn set_context(&self, bus: u8, devfn: u8, entry: ContextEntry) -> Result {
         self.block(bus, devfn);
         let mut tables = self.tables.lock();
         let b = usize::from(bus);
@@ -760,43 +882,26 @@ impl UnitState {
             tables.contexts[b] = Some(ctx);
         }
         let ctx = tables.contexts[b].as_ref().ok_or(ENOMEM)?;
-        let [lo, hi] = ContextEntry {
-            did: PASS_THROUGH_DID,
-            aw,
-            tt: TranslationType::PassThrough,
-            slptptr: 0,
-        }
-        .encode();
+        let [lo, hi] = entry.encode();
         let i = usize::from(devfn) * 2;
         ctx.write(i + 1, hi);
         ctx.write(i, lo);
         ctx.flush(i, 2);
         drop(tables);
         // Not present to present: only units that cache not-present
-        // entries (caching mode) need an invalidation.
+        // entries (caching mode) need an invalidation, of the context
+        // cache under domain 0 and of the new domain's IOTLB entries.
         if self.cap.cm() {
-            self.flush_device(0, source_id(bus, devfn))
+            self.invalidate(
+                Some(ContextInvalidation::Device {
+                    did: 0,
+                    sid: source_id(bus, devfn),
+                }),
+                Some(IotlbInvalidation::Domain { did: entry.did }),
+            )
         } else {
             self.flush_write_buffer()
         }
-    }
-
-    /// The number of distinct domain IDs in present context entries.
-    fn domains_used(&self) -> Result<usize> {
-        let tables = self.tables.lock();
-        let mut dids = KVec::new();
-        for ctx in tables.contexts.iter().flatten() {
-            for devfn in 0..256 {
-                if ctx.read(devfn * 2) & ContextEntry::PRESENT == 0 {
-                    continue;
-                }
-                let did = ContextEntry::did_of(ctx.read(devfn * 2 + 1));
-                if !dids.contains(&did) {
-                    dids.push(did, GFP_KERNEL)?;
-                }
-            }
-        }
-        Ok(dids.len())
     }
 
     /// The number of buses whose root entry points to a context table.
@@ -852,6 +957,9 @@ impl Unit {
         }
         let root = TablePage::new()?;
         let root_phys = root.phys();
+        let ndoms = cap.domains().min(1 << 16) as usize;
+        let mut dids = KVec::from_elem(0u64, ndoms.div_ceil(64), GFP_KERNEL)?;
+        dids[0] |= 1 | (1 << PASS_THROUGH_DID);
         // INVARIANT: `check_readable` passed; RTADDR is set below, before
         // anything else uses the state.
         let state = Arc::pin_init(
@@ -866,7 +974,9 @@ impl Unit {
                 include_all,
                 scopes,
                 tables <- new_mutex!(Tables { root, contexts }),
-                qi <- new_mutex!(None),
+                qi <- new_spinlock_irq!(None),
+                dids <- new_spinlock_irq!(dids),
+                devices <- new_mutex!(KVec::new()),
                 fault_work <- new_delayed_work!("rust_vtd::fault_work"),
                 stopping: AtomicBool::new(false),
                 faults: AtomicU64::new(0),

@@ -1,0 +1,461 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Second-stage page tables (VT-d 3.7 and 9.8), as legacy-mode context
+//! entries point to them.
+//!
+//! A table has 512 64-bit entries. Level 1 entries map 4 KiB pages;
+//! level 2 and 3 entries point to the next table down or, with PS set,
+//! map a 2 MiB or 1 GiB page. The top level is 3, 4 or 5 for 39, 48 or
+//! 57-bit address widths.
+//!
+//! Tables are linked by physical address only. Concurrent map and unmap
+//! calls on disjoint ranges take no lock: a missing table is installed
+//! with a compare-and-exchange, and the loser of a race frees its copy.
+//! Tables stay in place until the whole page table is dropped, so a walk
+//! never meets a freed table.
+
+use core::sync::atomic::{
+    AtomicUsize,
+    Ordering, //
+};
+use kernel::{
+    alloc::Flags,
+    io::PhysAddr,
+    iommu::{
+        pages::{
+            Table,
+            TablePage, //
+        },
+        paging::Prot,
+    },
+    prelude::*,
+};
+
+/// Read permission; a present entry has R or W set.
+pub(crate) const PTE_R: u64 = 1 << 0;
+/// Write permission.
+pub(crate) const PTE_W: u64 = 1 << 1;
+/// Page size: the entry maps a 2 MiB or 1 GiB page, not a table.
+pub(crate) const PTE_PS: u64 = 1 << 7;
+/// Snoop: the access snoops the CPU caches (where ECAP.SC allows).
+pub(crate) const PTE_SNP: u64 = 1 << 11;
+/// The address field, bits 51:12.
+pub(crate) const PTE_ADDR: u64 = ((1 << 52) - 1) & !0xfff;
+
+/// The IOVA bits one level translates.
+const LEVEL_BITS: u32 = 9;
+
+/// log2 of the size an entry at `level` covers.
+pub(crate) const fn level_shift(level: u32) -> u32 {
+    12 + LEVEL_BITS * (level - 1)
+}
+
+/// The size an entry at `level` covers: 4 KiB, 2 MiB, 1 GiB, ...
+pub(crate) const fn level_size(level: u32) -> u64 {
+    1 << level_shift(level)
+}
+
+/// The index of `iova`'s entry in its table at `level`.
+pub(crate) const fn index(iova: u64, level: u32) -> usize {
+    ((iova >> level_shift(level)) & 511) as usize
+}
+
+/// Whether `pte` is present.
+pub(crate) const fn present(pte: u64) -> bool {
+    pte & (PTE_R | PTE_W) != 0
+}
+
+/// Whether the present entry `pte` at `level` maps a page.
+pub(crate) const fn is_leaf(pte: u64, level: u32) -> bool {
+    level == 1 || pte & PTE_PS != 0
+}
+
+/// The entry that points to the table at `phys`: readable and writable,
+/// so that the leaves decide.
+pub(crate) const fn table_pte(phys: PhysAddr) -> u64 {
+    (phys & PTE_ADDR) | PTE_R | PTE_W
+}
+
+/// The entry at `level` that maps `paddr` with `prot`, or `None` for a
+/// protection that grants no access. `snoop` sets SNP for `Prot::CACHE`.
+pub(crate) fn leaf_pte(paddr: PhysAddr, level: u32, prot: Prot, snoop: bool) -> Option<u64> {
+    let mut pte = paddr & PTE_ADDR;
+    if prot.read() {
+        pte |= PTE_R;
+    }
+    if prot.write() {
+        pte |= PTE_W;
+    }
+    if !present(pte) {
+        return None;
+    }
+    if level > 1 {
+        pte |= PTE_PS;
+    }
+    if snoop && prot.cache() {
+        pte |= PTE_SNP;
+    }
+    Some(pte)
+}
+
+/// The level whose leaves are `pgsize` bytes, if the format has one.
+pub(crate) fn leaf_level(pgsize: usize) -> Option<u32> {
+    match pgsize {
+        0x1000 => Some(1),
+        0x20_0000 => Some(2),
+        0x4000_0000 => Some(3),
+        _ => None,
+    }
+}
+
+/// A second-stage page table.
+///
+/// # Invariants
+///
+/// Every present non-leaf entry reachable from `root` holds the address of
+/// a [`TablePage`] leaked with `into_phys()` that only this page table
+/// owns; such tables are reclaimed only by `drop`.
+pub(crate) struct PageTable {
+    root: TablePage,
+    levels: u32,
+    /// Whether the hardware snoops table writes (ECAP.C); if not, every
+    /// write is flushed from the CPU caches.
+    coherent: bool,
+    /// Whether leaves set SNP for `IOMMU_CACHE` (ECAP.SC).
+    snoop: bool,
+    /// Tables in use, root included.
+    tables: AtomicUsize,
+}
+
+impl PageTable {
+    /// An empty page table of `levels` levels (3 to 5), for hardware that
+    /// snoops table writes if `coherent`, and that can force snooping
+    /// (`Prot::CACHE` mappings) if `snoop`.
+    pub(crate) fn new(levels: u32, coherent: bool, snoop: bool) -> Result<Self> {
+        if !(3..=5).contains(&levels) {
+            return Err(EINVAL);
+        }
+        // INVARIANT: The root has no entries yet.
+        Ok(Self {
+            root: TablePage::new()?,
+            levels,
+            coherent,
+            snoop,
+            tables: AtomicUsize::new(1),
+        })
+    }
+
+    /// The physical address of the top-level table.
+    pub(crate) fn root_phys(&self) -> PhysAddr {
+        self.root.phys()
+    }
+
+    /// The number of table pages in use.
+    pub(crate) fn table_count(&self) -> usize {
+        self.tables.load(Ordering::Relaxed)
+    }
+
+    /// The IOVA width the table translates.
+    pub(crate) fn width(&self) -> u32 {
+        level_shift(self.levels) + LEVEL_BITS
+    }
+
+    fn in_range(&self, iova: u64, size: u64) -> bool {
+        let limit = 1u64 << self.width();
+        size <= limit && iova <= limit - size
+    }
+
+    fn sync(&self, table: &Table, i: usize) {
+        if !self.coherent {
+            table.flush(i, 1);
+        }
+    }
+
+    /// The table a present non-leaf entry points to.
+    fn child(&self, pte: u64) -> &Table {
+        // SAFETY: By the type invariant a present non-leaf entry holds a
+        // leaked table that lives as long as `self`.
+        unsafe { Table::from_phys(pte & PTE_ADDR) }
+    }
+
+    /// The entry at `level` below `table`'s entry `i`, creating the table
+    /// if there is none. Fails with `EEXIST` where a page is mapped.
+    fn next_table(&self, table: &Table, i: usize, level: u32, gfp: Flags) -> Result<&Table> {
+        let mut pte = table.read(i);
+        if !present(pte) {
+            let new = TablePage::new_with(gfp)?;
+            let want = table_pte(new.phys());
+            match table.compare_exchange(i, pte, want) {
+                Ok(()) => {
+                    // INVARIANT: The new table is linked in; it is leaked
+                    // here and reclaimed by `drop`.
+                    let _ = new.into_phys();
+                    self.tables.fetch_add(1, Ordering::Relaxed);
+                    self.sync(table, i);
+                    pte = want;
+                }
+                // Another mapping installed a table (or a page) first.
+                Err(cur) => pte = cur,
+            }
+        }
+        if is_leaf(pte, level) {
+            return Err(EEXIST);
+        }
+        Ok(self.child(pte))
+    }
+
+    /// Maps one page of the size of `level` at `iova` to `paddr`.
+    fn map_one(&self, iova: u64, paddr: PhysAddr, level: u32, prot: Prot, gfp: Flags) -> Result {
+        let leaf = leaf_pte(paddr, level, prot, self.snoop).ok_or(EINVAL)?;
+        let mut table: &Table = &self.root;
+        let mut l = self.levels;
+        while l > level {
+            table = self.next_table(table, index(iova, l), l, gfp)?;
+            l -= 1;
+        }
+        let i = index(iova, level);
+        match table.compare_exchange(i, 0, leaf) {
+            Ok(()) => {
+                self.sync(table, i);
+                Ok(())
+            }
+            Err(cur) if present(cur) && !is_leaf(cur, level) => {
+                // A table is left where earlier, smaller mappings were:
+                // map the range with the next size down inside it.
+                let sub = level_size(level - 1);
+                for j in 0..512 {
+                    self.map_one(iova + j * sub, paddr + j * sub, level - 1, prot, gfp)?;
+                }
+                Ok(())
+            }
+            Err(_) => Err(EEXIST),
+        }
+    }
+
+    /// Maps `count` pages of `pgsize` bytes from `iova` to `paddr`.
+    /// Returns the bytes mapped, and an error if that is short.
+    pub(crate) fn map(
+        &self,
+        iova: u64,
+        paddr: PhysAddr,
+        pgsize: usize,
+        count: usize,
+        prot: Prot,
+        gfp: Flags,
+    ) -> (usize, Result) {
+        let Some(level) = leaf_level(pgsize).filter(|l| *l <= self.levels) else {
+            return (0, Err(EINVAL));
+        };
+        let size = pgsize as u64;
+        let aligned = (iova | paddr) & (size - 1) == 0;
+        if !aligned || !self.in_range(iova, size * count as u64) {
+            return (0, Err(EINVAL));
+        }
+        let mut mapped = 0;
+        for n in 0..count as u64 {
+            if let Err(e) = self.map_one(iova + n * size, paddr + n * size, level, prot, gfp) {
+                return (mapped, Err(e));
+            }
+            mapped += pgsize;
+        }
+        (mapped, Ok(()))
+    }
+
+    /// The leaf entry that translates `iova`: its table, index and level.
+    fn find(&self, iova: u64) -> Option<(&Table, usize, u32)> {
+        if !self.in_range(iova, 1) {
+            return None;
+        }
+        let mut table: &Table = &self.root;
+        let mut l = self.levels;
+        loop {
+            let i = index(iova, l);
+            let pte = table.read(i);
+            if !present(pte) {
+                return None;
+            }
+            if is_leaf(pte, l) {
+                return Some((table, i, l));
+            }
+            table = self.child(pte);
+            l -= 1;
+        }
+    }
+
+    /// Unmaps the pages that translate `size` bytes from `iova`, stopping
+    /// at the first address that is not mapped. A page larger than asked
+    /// for is unmapped whole. Returns the bytes unmapped.
+    pub(crate) fn unmap(&self, iova: u64, size: u64) -> u64 {
+        let mut done = 0;
+        while done < size {
+            let Some((table, i, l)) = self.find(iova + done) else {
+                break;
+            };
+            let ls = level_size(l);
+            if (iova + done) & (ls - 1) != 0 {
+                // Part of a larger page: the caller's range is wrong.
+                break;
+            }
+            table.write(i, 0);
+            self.sync(table, i);
+            done += ls;
+        }
+        done
+    }
+
+    /// The physical address `iova` translates to, and the size of its page.
+    pub(crate) fn translate(&self, iova: u64) -> Option<(PhysAddr, u64)> {
+        let (table, i, l) = self.find(iova)?;
+        let ls = level_size(l);
+        Some((
+            (table.read(i) & PTE_ADDR & !(ls - 1)) | (iova & (ls - 1)),
+            ls,
+        ))
+    }
+
+    /// Calls `f` with every present leaf, in IOVA order: its IOVA, entry
+    /// and level.
+    pub(crate) fn for_each_leaf(&self, f: &mut impl FnMut(u64, u64, u32)) {
+        self.walk(&self.root, self.levels, 0, f);
+    }
+
+    fn walk(&self, table: &Table, level: u32, base: u64, f: &mut impl FnMut(u64, u64, u32)) {
+        for i in 0..512 {
+            let pte = table.read(i);
+            if !present(pte) {
+                continue;
+            }
+            let iova = base + (i as u64) * level_size(level);
+            if is_leaf(pte, level) {
+                f(iova, pte, level);
+            } else {
+                self.walk(self.child(pte), level - 1, iova, f);
+            }
+        }
+    }
+
+    /// Frees the tables below `table`, a table at `level`.
+    fn free_below(table: &Table, level: u32) {
+        if level == 1 {
+            return;
+        }
+        for i in 0..512 {
+            let pte = table.read(i);
+            if present(pte) && !is_leaf(pte, level) {
+                // SAFETY: By the type invariant the entry holds a leaked
+                // table owned by this page table, reclaimed only here; the
+                // page table is being dropped, so nothing walks it.
+                let child = unsafe { TablePage::from_phys(pte & PTE_ADDR) };
+                Self::free_below(&child, level - 1);
+            }
+        }
+    }
+}
+
+impl Drop for PageTable {
+    fn drop(&mut self) {
+        Self::free_below(&self.root, self.levels);
+    }
+}
+
+#[kunit_tests(rust_vtd_pagetable)]
+mod tests {
+    use super::*;
+
+    const RW: Prot = Prot::from_raw(3);
+
+    #[test]
+    fn entry_encodings_match_the_spec_and_vtdss() {
+        // VT-d 9.8 / generic_pt fmt/vtdss.h: R bit 0, W bit 1, PS bit 7,
+        // SNP bit 11, address 51:12; tables are R|W.
+        assert_eq!(table_pte(0x1234_5000), 0x1234_5003);
+        assert_eq!(leaf_pte(0xabc_d000, 1, RW, false), Some(0xabc_d003));
+        assert_eq!(leaf_pte(0x20_0000, 2, Prot::READ, false), Some(0x20_0081));
+        assert_eq!(
+            leaf_pte(0x4000_0000, 3, Prot::WRITE, false),
+            Some(0x4000_0082)
+        );
+        assert_eq!(leaf_pte(0x1000, 1, Prot::from_raw(7), true), Some(0x1803));
+        assert_eq!(leaf_pte(0x1000, 1, Prot::from_raw(0), false), None);
+        assert_eq!(PTE_ADDR, 0x000f_ffff_ffff_f000);
+        assert_eq!(
+            (level_size(1), level_size(2), level_size(3)),
+            (4096, 2 << 20, 1 << 30)
+        );
+        assert_eq!(index(0x7f_ffff_f000, 3), 511);
+        assert_eq!(index(0x40_2000, 1), 2);
+        assert_eq!(index(0x40_2000, 2), 2);
+    }
+
+    #[test]
+    fn map_translate_unmap() -> Result {
+        let pt = PageTable::new(4, true, false)?;
+        assert_eq!(pt.width(), 48);
+        assert_eq!(
+            pt.map(0x10_0000, 0x5000_0000, 4096, 4, RW, GFP_KERNEL).0,
+            4 * 4096
+        );
+        assert_eq!(pt.translate(0x10_2abc), Some((0x5000_2abc, 4096)));
+        assert_eq!(pt.translate(0x10_4000), None);
+        // Levels 4, 3, 2 and 1: four tables.
+        assert_eq!(pt.table_count(), 4);
+        // Overlap is refused.
+        assert_eq!(
+            pt.map(0x10_1000, 0x1000, 4096, 1, RW, GFP_KERNEL).1,
+            Err(EEXIST)
+        );
+        assert_eq!(pt.unmap(0x10_0000, 2 * 4096), 2 * 4096);
+        assert_eq!(pt.translate(0x10_0000), None);
+        assert_eq!(pt.translate(0x10_2000), Some((0x5000_2000, 4096)));
+        // Unmapping stops at the first hole.
+        assert_eq!(pt.unmap(0x10_2000, 8 * 4096), 2 * 4096);
+        Ok(())
+    }
+
+    #[test]
+    fn large_pages() -> Result {
+        let pt = PageTable::new(3, false, false)?;
+        assert_eq!(pt.width(), 39);
+        assert_eq!(
+            pt.map(0x4000_0000, 0x8000_0000, 1 << 30, 1, RW, GFP_KERNEL)
+                .0,
+            1 << 30
+        );
+        assert_eq!(
+            pt.map(0x20_0000, 0x40_0000, 2 << 20, 2, RW, GFP_KERNEL).0,
+            4 << 20
+        );
+        assert_eq!(pt.translate(0x4123_4567), Some((0x8123_4567, 1 << 30)));
+        assert_eq!(pt.translate(0x30_0001), Some((0x50_0001, 2 << 20)));
+        let mut leaves = KVec::new();
+        pt.for_each_leaf(&mut |iova, _, level| {
+            let _ = leaves.push((iova, level), GFP_KERNEL);
+        });
+        assert_eq!(
+            &leaves[..],
+            &[(0x20_0000, 2), (0x40_0000, 2), (0x4000_0000, 3)]
+        );
+        // A 4 KiB unmap of a 2 MiB page unmaps the whole page.
+        assert_eq!(pt.unmap(0x20_0000, 4096), 2 << 20);
+        // Misaligned or out-of-range requests are refused.
+        assert_eq!(pt.map(0x1000, 0, 2 << 20, 1, RW, GFP_KERNEL).1, Err(EINVAL));
+        assert_eq!(pt.map(1 << 39, 0, 4096, 1, RW, GFP_KERNEL).1, Err(EINVAL));
+        assert_eq!(pt.map(0, 0, 8192, 1, RW, GFP_KERNEL).1, Err(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn large_page_over_an_emptied_table() -> Result {
+        let pt = PageTable::new(4, true, false)?;
+        pt.map(0x60_0000, 0x1000, 4096, 1, RW, GFP_KERNEL).1?;
+        assert_eq!(pt.unmap(0x60_0000, 4096), 4096);
+        // The level-1 table is still there; the 2 MiB request is mapped
+        // with 4 KiB pages inside it, and translates the same.
+        pt.map(0x60_0000, 0x120_0000, 2 << 20, 1, RW, GFP_KERNEL)
+            .1?;
+        assert_eq!(pt.translate(0x7f_f123), Some((0x13f_f123, 4096)));
+        assert_eq!(pt.unmap(0x60_0000, 2 << 20), 2 << 20);
+        assert_eq!(pt.translate(0x60_0000), None);
+        Ok(())
+    }
+}
