@@ -183,6 +183,19 @@ same() {
 # Faults rust_vtd has reported for requester $1 (bus:dev.fn, e.g. 00:10.0).
 fault_lines() { dmesg | grep -c "rust_vtd: dmar[0-9]*: DMA write fault: source $1 .*reason 0x02: context entry not present"; }
 
+# fault_lines_reason SOURCE REASON: faults of SOURCE logged with REASON.
+fault_lines_reason() { dmesg | grep -c "rust_vtd: dmar[0-9]*: DMA [a-z]* fault: source $1 .*reason $2:"; }
+
+# wait_fault_reason SOURCE REASON COUNT: wait (up to 3 s) for more than COUNT.
+wait_fault_reason() {
+	local n=0
+	while [ "$(fault_lines_reason $1 $2)" -le "$3" ]; do
+		n=$((n + 1))
+		[ $n -gt 30 ] && return 1
+		usleep 100000
+	done
+}
+
 # wait_fault SOURCE COUNT: wait (up to 3 s) until more than COUNT are reported.
 wait_fault() {
 	local n=0

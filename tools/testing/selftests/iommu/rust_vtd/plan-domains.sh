@@ -8,6 +8,11 @@ m=$RVTD_MODE
 # A device with a driver bound before rust_vtd loads: virtio-blk.
 modprobe virtio_blk 2>/dev/null || insmod /lib/modules/*/kernel/drivers/block/virtio_blk.ko
 dd if=/dev/urandom of=/tmp/pattern bs=4096 count=16 2>/dev/null
+# Devices with a DMA-API driver before rust_vtd registers (pcieport does no
+# DMA: it is marked driver_managed_dma, and the core leaves it alone).
+bound_before=$(for d in /sys/bus/pci/devices/*; do
+	drv=$(readlink $d/driver) && [ "${drv##*/}" != pcieport ] && echo ${d##*/}
+done)
 dmesg -c > /dev/null
 insmod $KO
 result "insmod_succeeds_$m" $?
@@ -22,28 +27,40 @@ diag "GSTS.QIES $qies, IQH $iqh, IQT $iqt"
 [ $qies = 1 ] && [ $iqt != 0 ] && [ $iqh = $iqt ]
 result "queued_invalidation_in_use_$m" $?
 
-# The C driver's sysfs attributes, in its formats.
+# group_type BDF: the type of the default domain of BDF's group.
+group_type() { cat /sys/bus/pci/devices/$1/iommu_group/type 2>/dev/null; }
+
+# The C driver's sysfs attributes, in its formats.  Every translated
+# (DMA) group has a domain, and so a domain ID, of its own.
 a=/sys/class/iommu/dmar0/intel-iommu
 ver=$(reg32 $base 0x0)
+ndma=$(cat /sys/kernel/iommu_groups/*/type | grep -c '^DMA')
 cap=$(reg64 $base 0x8)
 fail=0
 for want in "version $(((ver >> 4) & 15)):$((ver & 15))" "address $(printf %x $base)" \
 	"cap $(printf %x $cap)" "ecap $(printf %x $(reg64 $base 0x10))" \
-	"domains_supported $((1 << (4 + 2 * (cap & 7))))" "domains_used 1"; do
+	"domains_supported $((1 << (4 + 2 * (cap & 7))))" "domains_used $ndma"; do
 	got="${want%% *} $(cat $a/${want%% *} 2>&1)"
 	[ "$got" = "$want" ] || { diag "$a: got '$got', want '$want'"; fail=1; }
 done
 result "intel_iommu_sysfs_attributes_$m" $fail
 
-# Every PCI device gets a group; with no paging domains yet, the default
-# domain of every group is identity.
+# Every PCI device gets a group.  Groups with a device that was bound
+# before rust_vtd registered stay identity (direct DMA, the core patch's
+# policy); the others get a translated DMA-API domain, lazy by default.
 fail=0
 for d in /sys/bus/pci/devices/*; do
 	g=$(readlink $d/iommu_group 2>/dev/null)
 	if [ -z "$g" ]; then diag "${d##*/}: no IOMMU group"; fail=1; continue; fi
-	t=$(cat /sys/kernel/iommu_groups/${g##*/}/type)
-	[ "$t" = identity ] || { diag "${d##*/}: group ${g##*/} type $t"; fail=1; }
+	g=/sys/kernel/iommu_groups/${g##*/}
+	want=DMA-FQ
+	for member in $(ls $g/devices); do
+		echo "$bound_before" | grep -qx $member && want=identity
+	done
+	t=$(cat $g/type)
+	[ "$t" = $want ] || { diag "${d##*/}: group ${g##*/} type $t, want $want"; fail=1; }
 done
+diag "groups: $(cat /sys/kernel/iommu_groups/*/type | sort | uniq -c | tr -s ' \n' ' ')"
 diag "$(ls /sys/kernel/iommu_groups | wc -l) groups for $(ls /sys/bus/pci/devices | wc -l) devices"
 result "every_pci_device_has_a_group_$m" $fail
 
@@ -69,12 +86,25 @@ dd if=/dev/vda of=/tmp/readback bs=4096 count=16 iflag=direct 2>/dev/null ||
 cmp -s /tmp/pattern /tmp/readback
 result "virtio_blk_write_read_with_translation_on_$m" $?
 
-# Identity: edu copies RAM -> device -> RAM through physical addresses.
+# Translated: with no driver, nothing is mapped in edu's DMA domain, so
+# DMA to a physical address faults (PTE not present) and does not land.
+pci_enable_master $EDU
+src=${EDU#*:}
+fill $((SCRATCH + 0x1000)) 16 0x33330000
+before=$(fault_lines_reason $src 0x05)
+edu_dma $EDU_BUF $((SCRATCH + 0x1000)) 64 1
+[ "$(group_type $EDU)" = DMA-FQ ] && wait_fault_reason $src 0x05 $before &&
+	same $((SCRATCH + 0x1000)) 16 0x33330000
+result "dma_domain_unmapped_dma_faults_$m" $?
+
+# Identity, chosen through sysfs for the driverless edu: edu copies RAM ->
+# device -> RAM through physical addresses.
+echo identity > $(readlink -f /sys/bus/pci/devices/$EDU/iommu_group)/type
 pci_enable_master $EDU
 fill $SCRATCH 16 0x5a5a0000
 fill $((SCRATCH + 0x1000)) 16 0
 edu_dma $SCRATCH $EDU_BUF 64 0 && edu_dma $EDU_BUF $((SCRATCH + 0x1000)) 64 1 &&
-	same $((SCRATCH + 0x1000)) 16 0x5a5a0000
+	same $((SCRATCH + 0x1000)) 16 0x5a5a0000 && [ "$(group_type $EDU)" = identity ]
 result "identity_domain_dma_lands_$m" $?
 
 # Blocking: edu bound to vfio-pci and held by an iommufd with nothing
@@ -106,6 +136,25 @@ dmesg | grep 'rust_vtd: dmar0: DMA write fault' | tail -n 1 | sed 's/^/# /'
 result "blocking_domain_dma_faults_$m" $fail
 kill $hold
 wait $hold 2>/dev/null
+
+# Paging domains through iommufd: translated DMA, DMA to an unmapped IOVA,
+# replacing the domain, and a mapping large enough for 2 MiB pages.
+before=$(fault_lines_reason $src 0x05)
+dids0=$(cat /sys/class/iommu/dmar0/intel-iommu/domains_used)
+edu_iommufd $EDU 20 > /tmp/iommufd.out 2>&1
+grep -v '^ok \|^not ok ' /tmp/iommufd.out | sed 's/^#* */# edu_iommufd: /' | head -8
+for t in translated_dma_lands unmapped_dma_never_lands hwpt_replace_retargets large_mapping_translates; do
+	grep -q "^ok $t\$" /tmp/iommufd.out
+	result "iommufd_${t}_$m" $?
+	grep "^not ok $t" /tmp/iommufd.out | sed 's/^/# /'
+done
+n=$(($(fault_lines_reason $src 0x05) - before))
+diag "unmapped IOVA: 20 attempts, $n faults reported (reason 0x05)"
+[ $n -ge 20 ]
+result "iommufd_unmapped_dma_faults_$m" $?
+# Freeing the iommufd detaches and frees both domains and their IDs.
+[ "$(cat /sys/class/iommu/dmar0/intel-iommu/domains_used)" = "$dids0" ]
+result "iommufd_domains_freed_$m" $?
 echo $EDU > /sys/bus/pci/drivers/vfio-pci/unbind
 echo > /sys/bus/pci/devices/$EDU/driver_override
 
@@ -129,13 +178,36 @@ wait_fault $src $before && same $((SCRATCH + 0x3000)) 16 0x22220000
 result "release_domain_blocks_after_remove_$m" $?
 echo 1 > /sys/bus/pci/rescan
 sleep 1
-[ -e /sys/bus/pci/devices/$EDU/iommu_group ] && {
+[ -e /sys/bus/pci/devices/$EDU/iommu_group ] && [ "$(group_type $EDU)" = DMA-FQ ] && {
+	echo identity > $(readlink -f /sys/bus/pci/devices/$EDU/iommu_group)/type
 	pci_enable_master $EDU
 	fill $((SCRATCH + 0x1000)) 16 0
 	edu_dma $SCRATCH $EDU_BUF 64 0 && edu_dma $EDU_BUF $((SCRATCH + 0x1000)) 64 1 &&
 		same $((SCRATCH + 0x1000)) 16 0x5a5a0000
 }
 result "replug_gets_group_and_identity_dma_again_$m" $?
+
+# A device bound before rust_vtd registered gets a translated DMA-API
+# domain once its driver rebinds, provided nothing else in its group is
+# still bound; the disk then works through rust_vtd's page tables.
+vda=$(readlink -f /sys/block/vda/device/..)
+vda=${vda##*/}
+g=$(readlink -f /sys/bus/pci/devices/$vda/iommu_group)
+diag "virtio-blk $vda, group ${g##*/}: $(ls $g/devices | tr '\n' ' ')"
+others=$(for d in $(ls $g/devices); do [ $d != $vda ] && [ -e $g/devices/$d/driver ] && echo $d; done)
+for d in $others; do echo $d > /sys/bus/pci/devices/$d/driver/unbind; done
+echo $vda > /sys/bus/pci/drivers/virtio-pci/unbind
+echo $vda > /sys/bus/pci/drivers/virtio-pci/bind
+for d in $others; do echo $d > /sys/bus/pci/drivers_probe; done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+t=$(group_type $vda)
+dd if=/tmp/pattern of=/dev/vda bs=4096 count=16 seek=16 conv=fsync 2>/dev/null
+dd if=/dev/vda of=/tmp/readback bs=4096 count=16 skip=16 iflag=direct 2>/dev/null
+cmp -s /tmp/pattern /tmp/readback && [ "$t" = DMA-FQ ]
+st=$?
+diag "after rebind: group type $t"
+result "rebound_driver_gets_translated_dma_domain_$m" $st
 
 # Taking the units down: rmmod is refused while the core holds devices;
 # unbinding the units releases them and turns translation off.
@@ -144,6 +216,12 @@ units_unbind
 gsts=$(reg32 $base 0x1c)
 [ $((gsts >> 31 & 1)) = 0 ] && [ $((gsts >> 26 & 1)) = 0 ] && [ -z "$(ls /sys/kernel/iommu_groups)" ] && rmmod rust_vtd
 result "units_unbind_then_rmmod_$m" $?
+# The disk's driver, on a translated domain, was unbound before the unit
+# went and bound again after: it does direct DMA now.
+dmesg | grep -q "$vda: driver bound again, with direct DMA"
+result "translated_driver_rebound_with_direct_dma_after_unbind_$m" $?
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
 dd if=/dev/vda of=/tmp/readback bs=4096 count=16 iflag=direct 2>/dev/null &&
 	cmp -s /tmp/pattern /tmp/readback
 result "bound_device_dma_after_unload_$m" $?

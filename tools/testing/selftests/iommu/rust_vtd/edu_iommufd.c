@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * edu_iommufd BDF ATTEMPTS: drive QEMU's edu device through VFIO (cdev) and
+ * iommufd, so that its DMA is translated by a paging domain of the IOMMU
+ * driver.  Prints one line per check, "ok NAME" or "not ok NAME: why":
+ *
+ *   translated_dma_lands     edu copies buffer A (IOVA 0x100000) to its own
+ *                            memory and back to buffer B (IOVA 0x101000)
+ *   unmapped_dma_never_lands after IOMMU_IOAS_UNMAP of B, ATTEMPTS DMAs to
+ *                            B's IOVA leave B unchanged (the driver reports
+ *                            each as a fault; the caller counts them)
+ *   hwpt_replace_retargets   a second IOAS with the same IOVA mapped to
+ *                            buffer C, attached by replacing the first
+ *                            domain: the DMA now lands in C, not in B
+ *   large_mapping_translates a 4 MiB buffer mapped at a 2 MiB aligned IOVA
+ *                            (2 MiB leaves where the unit has them) is read
+ *                            back through the device at several offsets
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/iommufd.h>
+#include <linux/vfio.h>
+
+#define EDU_BUF 0x40000
+#define IOVA_A 0x100000ULL
+#define IOVA_B 0x101000ULL
+#define IOVA_L 0x400000ULL
+#define LSIZE (4UL << 20)
+
+static int iommufd, devfd;
+static uint32_t devid;
+static volatile uint64_t *bar;
+static int failures;
+
+static void check(int ok, const char *name, const char *why)
+{
+	if (ok) {
+		printf("ok %s\n", name);
+	} else {
+		printf("not ok %s: %s\n", name, why);
+		failures++;
+	}
+	fflush(stdout);
+}
+
+static int edu_dma(uint64_t src, uint64_t dst, uint64_t len, int to_ram)
+{
+	struct timespec t = { 0, 1000000 };
+	int i;
+
+	bar[0x80 / 8] = src;
+	bar[0x88 / 8] = dst;
+	bar[0x90 / 8] = len;
+	bar[0x98 / 8] = to_ram ? 3 : 1;
+	for (i = 0; i < 5000; i++) {
+		if (!(bar[0x98 / 8] & 1))
+			return 0;
+		nanosleep(&t, NULL);
+	}
+	return -1;
+}
+
+static uint32_t ioas_alloc(void)
+{
+	struct iommu_ioas_alloc a = { .size = sizeof(a) };
+
+	if (ioctl(iommufd, IOMMU_IOAS_ALLOC, &a)) {
+		perror("IOMMU_IOAS_ALLOC");
+		exit(1);
+	}
+	return a.out_ioas_id;
+}
+
+static int ioas_map(uint32_t ioas, void *va, uint64_t len, uint64_t iova)
+{
+	struct iommu_ioas_map m = {
+		.size = sizeof(m),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+			 IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = ioas,
+		.user_va = (uintptr_t)va,
+		.length = len,
+		.iova = iova,
+	};
+
+	return ioctl(iommufd, IOMMU_IOAS_MAP, &m);
+}
+
+static int ioas_unmap(uint32_t ioas, uint64_t iova, uint64_t len)
+{
+	struct iommu_ioas_unmap u = {
+		.size = sizeof(u), .ioas_id = ioas, .iova = iova, .length = len,
+	};
+
+	return ioctl(iommufd, IOMMU_IOAS_UNMAP, &u);
+}
+
+static uint32_t hwpt_alloc(uint32_t ioas)
+{
+	struct iommu_hwpt_alloc h = {
+		.size = sizeof(h), .dev_id = devid, .pt_id = ioas,
+	};
+
+	if (ioctl(iommufd, IOMMU_HWPT_ALLOC, &h)) {
+		perror("IOMMU_HWPT_ALLOC");
+		exit(1);
+	}
+	return h.out_hwpt_id;
+}
+
+static int attach(uint32_t pt)
+{
+	struct vfio_device_attach_iommufd_pt at = {
+		.argsz = sizeof(at), .pt_id = pt,
+	};
+
+	return ioctl(devfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
+}
+
+static void *buffer(size_t len, int fill)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(1);
+	}
+	memset(p, fill, len);
+	return p;
+}
+
+static void open_device(const char *bdf)
+{
+	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+	struct vfio_region_info reg = { .argsz = sizeof(reg) };
+	char path[256], dev[300];
+	struct dirent *d;
+	uint16_t cmd;
+	DIR *dir;
+	void *m;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
+	dir = opendir(path);
+	if (!dir) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	devfd = -1;
+	while ((d = readdir(dir)))
+		if (!strncmp(d->d_name, "vfio", 4)) {
+			snprintf(dev, sizeof(dev), "/dev/vfio/devices/%s", d->d_name);
+			devfd = open(dev, O_RDWR);
+			break;
+		}
+	closedir(dir);
+	if (devfd < 0) {
+		fprintf(stderr, "cannot open the vfio cdev of %s\n", bdf);
+		exit(1);
+	}
+	iommufd = open("/dev/iommu", O_RDWR);
+	if (iommufd < 0) {
+		perror("/dev/iommu");
+		exit(1);
+	}
+	bind.iommufd = iommufd;
+	if (ioctl(devfd, VFIO_DEVICE_BIND_IOMMUFD, &bind)) {
+		perror("VFIO_DEVICE_BIND_IOMMUFD");
+		exit(1);
+	}
+	devid = bind.out_devid;
+
+	reg.index = VFIO_PCI_BAR0_REGION_INDEX;
+	if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &reg)) {
+		perror("VFIO_DEVICE_GET_REGION_INFO");
+		exit(1);
+	}
+	m = mmap(NULL, reg.size, PROT_READ | PROT_WRITE, MAP_SHARED, devfd, reg.offset);
+	if (m == MAP_FAILED) {
+		perror("mmap BAR0");
+		exit(1);
+	}
+	bar = m;
+
+	reg.index = VFIO_PCI_CONFIG_REGION_INDEX;
+	if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &reg) ||
+	    pread(devfd, &cmd, 2, reg.offset + 4) != 2) {
+		perror("config space");
+		exit(1);
+	}
+	cmd |= 4; /* bus master */
+	if (pwrite(devfd, &cmd, 2, reg.offset + 4) != 2) {
+		perror("config space write");
+		exit(1);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	unsigned char *a, *b, *c, *l, want[64];
+	struct timespec pause = { 0, 150000000 };
+	int attempts, landed = 0, i, ok;
+	uint32_t ioas1, ioas2, hwpt1, hwpt2;
+	char why[128];
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s BDF ATTEMPTS\n", argv[0]);
+		return 2;
+	}
+	attempts = atoi(argv[2]);
+	open_device(argv[1]);
+
+	a = buffer(4096, 0);
+	b = buffer(4096, 0xee);
+	c = buffer(4096, 0xcc);
+	for (i = 0; i < 64; i++)
+		a[i] = want[i] = (unsigned char)(i * 7 + 1);
+
+	ioas1 = ioas_alloc();
+	if (ioas_map(ioas1, a, 4096, IOVA_A) || ioas_map(ioas1, b, 4096, IOVA_B)) {
+		perror("IOMMU_IOAS_MAP");
+		return 1;
+	}
+	hwpt1 = hwpt_alloc(ioas1);
+	if (attach(hwpt1)) {
+		perror("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+		return 1;
+	}
+	printf("# attached to hwpt %u (IOAS %u)\n", hwpt1, ioas1);
+
+	ok = !edu_dma(IOVA_A, EDU_BUF, 64, 0) && !edu_dma(EDU_BUF, IOVA_B, 64, 1) &&
+	     !memcmp(b, want, 64);
+	snprintf(why, sizeof(why), "B holds %02x %02x %02x, want %02x %02x %02x",
+		 b[0], b[1], b[2], want[0], want[1], want[2]);
+	check(ok, "translated_dma_lands", why);
+
+	memset(b, 0xee, 4096);
+	if (ioas_unmap(ioas1, IOVA_B, 4096)) {
+		perror("IOMMU_IOAS_UNMAP");
+		return 1;
+	}
+	printf("# unmapped IOVA %#llx\n", IOVA_B);
+	fflush(stdout);
+	for (i = 0; i < attempts; i++) {
+		if (edu_dma(EDU_BUF, IOVA_B, 64, 1)) {
+			check(0, "unmapped_dma_never_lands", "edu did not finish");
+			break;
+		}
+		if (b[0] != 0xee || memcmp(b, b + 1, 63))
+			landed++;
+		nanosleep(&pause, NULL);
+	}
+	snprintf(why, sizeof(why), "%d of %d landed", landed, attempts);
+	check(!landed && i == attempts, "unmapped_dma_never_lands", why);
+	printf("# unmapped attempts %d landed %d\n", i, landed);
+
+	ioas2 = ioas_alloc();
+	if (ioas_map(ioas2, a, 4096, IOVA_A) || ioas_map(ioas2, c, 4096, IOVA_B)) {
+		perror("IOMMU_IOAS_MAP");
+		return 1;
+	}
+	hwpt2 = hwpt_alloc(ioas2);
+	if (attach(hwpt2)) {
+		check(0, "hwpt_replace_retargets", strerror(errno));
+	} else {
+		ok = !edu_dma(EDU_BUF, IOVA_B, 64, 1) && !memcmp(c, want, 64) &&
+		     b[0] == 0xee;
+		snprintf(why, sizeof(why), "C holds %02x, B holds %02x", c[0], b[0]);
+		check(ok, "hwpt_replace_retargets", why);
+	}
+
+	l = mmap(NULL, LSIZE * 2, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (l == MAP_FAILED) {
+		perror("mmap");
+		return 1;
+	}
+	/* 2 MiB aligned, so that 2 MiB leaves can be used if THP backs it. */
+	l = (unsigned char *)(((uintptr_t)l + (2UL << 20) - 1) & ~((2UL << 20) - 1));
+	madvise(l, LSIZE, MADV_HUGEPAGE);
+	for (i = 0; i < (int)(LSIZE / 4096); i++)
+		memset(l + i * 4096UL, i & 0xff, 64);
+	if (ioas_map(ioas2, l, LSIZE, IOVA_L)) {
+		check(0, "large_mapping_translates", strerror(errno));
+	} else {
+		ok = 1;
+		for (i = 0; i < (int)(LSIZE / 4096); i += 97) {
+			memset(c, 0, 64);
+			if (edu_dma(IOVA_L + i * 4096UL, EDU_BUF, 64, 0) ||
+			    edu_dma(EDU_BUF, IOVA_B, 64, 1) || c[0] != (i & 0xff) ||
+			    c[63] != (i & 0xff)) {
+				snprintf(why, sizeof(why), "page %d: read %02x", i, c[0]);
+				ok = 0;
+				break;
+			}
+		}
+		check(ok, "large_mapping_translates", why);
+	}
+	return failures ? 1 : 0;
+}
