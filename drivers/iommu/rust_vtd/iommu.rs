@@ -29,7 +29,10 @@ use kernel::{
             ResvKind,
             ResvRegions, //
         },
-        paging::NewDomain,
+        paging::{
+            NewDomain,
+            Prot, //
+        },
     },
     pci,
     prelude::*,
@@ -53,6 +56,9 @@ pub(crate) struct DeviceData {
     /// The requester IDs its DMA carries (its own first, then aliases):
     /// each gets the same context entry.
     rids: KVec<u16>,
+    /// Memory the firmware says the device keeps using (RMRRs): first
+    /// and last byte.
+    rmrrs: KVec<(u64, u64)>,
 }
 
 impl DeviceData {
@@ -180,6 +186,15 @@ impl Ops for RustVtdIommu {
                 rids[1]
             );
         }
+        let rmrrs = unit.reserved_regions(&chain)?;
+        for (base, limit) in rmrrs.iter() {
+            dev_info!(
+                dev,
+                "reserved memory region {:#x}-{:#x} (RMRR)\n",
+                base,
+                limit
+            );
+        }
         unit.add_device(dev)?;
         Ok(KBox::new(
             DeviceData {
@@ -187,6 +202,7 @@ impl Ops for RustVtdIommu {
                 bus: pdev.bus_number(),
                 devfn: pdev.devfn(),
                 rids,
+                rmrrs,
             },
             GFP_KERNEL,
         )?)
@@ -227,11 +243,22 @@ impl Ops for RustVtdIommu {
         }
     }
 
-    fn get_resv_regions(_dev: &Device, _data: &DeviceData, regions: &mut ResvRegions<'_>) {
-        // As the C driver: the MSI window, so that no IOVA is handed out
-        // there. (RMRR direct mappings come with paging domains.)
+    fn get_resv_regions(dev: &Device, data: &DeviceData, regions: &mut ResvRegions<'_>) {
+        // As the C driver: RMRRs as direct mappings, which the core maps
+        // 1:1 in every default domain and which keep the device out of
+        // user-space assignment; then the MSI window, so that no IOVA is
+        // handed out there.
+        for (base, limit) in data.rmrrs.iter() {
+            let len = (limit - base + 1) as usize;
+            if regions
+                .add(*base, len, Prot::READ.union(Prot::WRITE), ResvKind::Direct)
+                .is_err()
+            {
+                dev_warn!(dev, "cannot report RMRR {:#x}: out of memory\n", base);
+            }
+        }
         if regions
-            .add(MSI_WINDOW_START, MSI_WINDOW_LEN, 0, ResvKind::Msi)
+            .add(MSI_WINDOW_START, MSI_WINDOW_LEN, Prot::NONE, ResvKind::Msi)
             .is_err()
         {
             pr_warn!("cannot report the MSI window: out of memory\n");

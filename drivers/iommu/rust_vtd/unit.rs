@@ -159,6 +159,26 @@ struct PciScope {
     path: KVec<u8>,
 }
 
+impl PciScope {
+    /// Whether the device whose path from the root bus is `chain` is in
+    /// this scope: the scope's device itself, or below it for a bridge.
+    fn covers(&self, chain: &[(u8, u8)]) -> bool {
+        let n = self.path.len();
+        chain.len() >= n
+            && (self.bridge || chain.len() == n)
+            && chain[0].0 == self.start_bus
+            && chain.iter().zip(self.path.iter()).all(|(c, d)| c.1 == *d)
+    }
+}
+
+/// A reserved memory region (RMRR) of the unit's segment: memory the
+/// devices in its scope must keep reaching 1:1, inclusive bounds.
+struct ReservedRegion {
+    base: u64,
+    limit: u64,
+    scopes: KVec<PciScope>,
+}
+
 /// The root table and the context tables it points to.
 struct Tables {
     root: TablePage,
@@ -187,6 +207,7 @@ pub(crate) struct UnitState {
     segment: u16,
     include_all: bool,
     scopes: KVec<PciScope>,
+    rmrrs: KVec<ReservedRegion>,
     #[pin]
     tables: Mutex<Tables>,
     /// The invalidation queue, while queued invalidation is enabled; the
@@ -416,20 +437,40 @@ fn log_decoded(index: u32, c: CAP, e: ECAP) {
 }
 
 /// The PCI scopes of DRHD `index`, read again from the DMAR table.
-fn drhd_scopes(index: usize) -> Result<(u16, bool, KVec<PciScope>)> {
-    let table = Table::get(b"DMAR", 1)?;
-    let dmar = Dmar::parse(table.as_bytes()).map_err(Error::from)?;
-    let drhd = dmar.units.get(index).ok_or(ENODEV)?;
-    let mut scopes = KVec::new();
-    for s in drhd.scopes.iter() {
+/// The PCI scopes in `scopes`.
+fn pci_scopes(scopes: &[DeviceScope]) -> Result<KVec<PciScope>> {
+    let mut out = KVec::new();
+    for s in scopes.iter() {
         let bridge = match s.kind {
             ScopeKind::Endpoint => false,
             ScopeKind::Bridge => true,
             _ => continue,
         };
-        scopes.push(pci_scope(s, bridge)?, GFP_KERNEL)?;
+        out.push(pci_scope(s, bridge)?, GFP_KERNEL)?;
     }
-    Ok((drhd.segment, drhd.include_all, scopes))
+    Ok(out)
+}
+
+/// DRHD `index`'s segment, INCLUDE_PCI_ALL flag and PCI scopes, and the
+/// reserved memory regions of its segment.
+#[allow(clippy::type_complexity)]
+fn drhd_scopes(index: usize) -> Result<(u16, bool, KVec<PciScope>, KVec<ReservedRegion>)> {
+    let table = Table::get(b"DMAR", 1)?;
+    let dmar = Dmar::parse(table.as_bytes()).map_err(Error::from)?;
+    let drhd = dmar.units.get(index).ok_or(ENODEV)?;
+    let scopes = pci_scopes(&drhd.scopes)?;
+    let mut rmrrs = KVec::new();
+    for r in dmar.rmrrs.iter().filter(|r| r.segment == drhd.segment) {
+        rmrrs.push(
+            ReservedRegion {
+                base: r.base,
+                limit: r.limit,
+                scopes: pci_scopes(&r.scopes)?,
+            },
+            GFP_KERNEL,
+        )?;
+    }
+    Ok((drhd.segment, drhd.include_all, scopes, rmrrs))
 }
 
 fn pci_scope(s: &DeviceScope, bridge: bool) -> Result<PciScope> {
@@ -530,14 +571,19 @@ impl UnitState {
     /// device last): an endpoint scope naming it exactly, or a bridge scope
     /// naming it or a bridge above it.
     pub(crate) fn scope_covers(&self, segment: u16, chain: &[(u8, u8)]) -> bool {
-        segment == self.segment
-            && self.scopes.iter().any(|s| {
-                let n = s.path.len();
-                chain.len() >= n
-                    && (s.bridge || chain.len() == n)
-                    && chain[0].0 == s.start_bus
-                    && chain.iter().zip(s.path.iter()).all(|(c, d)| c.1 == *d)
-            })
+        segment == self.segment && self.scopes.iter().any(|s| s.covers(chain))
+    }
+
+    /// The reserved memory regions (first and last byte) of the device
+    /// whose path from the root bus is `chain`.
+    pub(crate) fn reserved_regions(&self, chain: &[(u8, u8)]) -> Result<KVec<(u64, u64)>> {
+        let mut out = KVec::new();
+        for r in self.rmrrs.iter() {
+            if r.scopes.iter().any(|s| s.covers(chain)) {
+                out.push((r.base, r.limit), GFP_KERNEL)?;
+            }
+        }
+        Ok(out)
     }
 
     /// Whether this is the catch-all unit of `segment`.
@@ -950,7 +996,7 @@ impl Unit {
         );
         log_decoded(index, cap, ecap);
 
-        let (segment, include_all, scopes) = drhd_scopes(index as usize)?;
+        let (segment, include_all, scopes, rmrrs) = drhd_scopes(index as usize)?;
         let mut contexts = KVec::with_capacity(256, GFP_KERNEL)?;
         for _ in 0..256 {
             contexts.push(None, GFP_KERNEL)?;
@@ -973,6 +1019,7 @@ impl Unit {
                 segment,
                 include_all,
                 scopes,
+                rmrrs,
                 tables <- new_mutex!(Tables { root, contexts }),
                 qi <- new_spinlock_irq!(None),
                 dids <- new_spinlock_irq!(dids),

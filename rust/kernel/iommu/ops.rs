@@ -16,7 +16,8 @@ use super::{
     },
     paging::{
         new_domain_into_raw,
-        NewDomain, //
+        NewDomain,
+        Prot, //
     },
 };
 use crate::{
@@ -111,14 +112,14 @@ pub struct ResvRegions<'a> {
 }
 
 impl ResvRegions<'_> {
-    /// Adds the region of `length` bytes at `start`, with `IOMMU_*` protection flags `prot`.
-    pub fn add(&mut self, start: PhysAddr, length: usize, prot: i32, kind: ResvKind) -> Result {
+    /// Adds the region of `length` bytes at `start`, which devices may access as `prot` says.
+    pub fn add(&mut self, start: PhysAddr, length: usize, prot: Prot, kind: ResvKind) -> Result {
         // SAFETY: Plain allocation; the core frees the region with `iommu_put_resv_regions()`.
         let region = unsafe {
             bindings::iommu_alloc_resv_region(
                 start,
                 length,
-                prot,
+                prot.bits() as i32,
                 kind.to_raw(),
                 GFP_KERNEL.as_raw(),
             )

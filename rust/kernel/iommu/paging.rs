@@ -32,6 +32,8 @@ use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 pub struct Prot(u32);
 
 impl Prot {
+    /// No access.
+    pub const NONE: Prot = Prot(0);
     /// Devices may read the memory.
     pub const READ: Prot = Prot(bindings::IOMMU_READ);
     /// Devices may write the memory.
@@ -52,6 +54,16 @@ impl Prot {
     /// Whether snooping is required.
     pub fn cache(self) -> bool {
         self.0 & Self::CACHE.0 != 0
+    }
+
+    /// The `IOMMU_*` bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Both `self`'s and `other`'s access.
+    pub const fn union(self, other: Prot) -> Prot {
+        Prot(self.0 | other.0)
     }
 
     /// The protection from its `IOMMU_*` bits.

@@ -81,6 +81,13 @@ boot domains-sm sm domains 900 'memmap=1M$0x7000000' iommufd.allow_unsafe_interr
 for mode in aw39 sm sm-fsts cm devtlb; do
 	boot "caps-$mode" "$mode" caps 300
 done
+# RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that
+# has (ACPI table upgrade from an uncompressed cpio before the initramfs).
+mkdir -p "$LOGDIR/acpi-rmrr/kernel/firmware/acpi"
+python3 "$TOP/tools/testing/rust_vtd/mkdmar.py" rmrr "$LOGDIR/acpi-rmrr/kernel/firmware/acpi/dmar.aml"
+(cd "$LOGDIR/acpi-rmrr" && find kernel | cpio -o -H newc --quiet) > "$LOGDIR/initrd-rmrr"
+cat "$CACHE/image-rust/initramfs.gz" >> "$LOGDIR/initrd-rmrr"
+RVTD_INITRD=$LOGDIR/initrd-rmrr boot rmrr legacy rmrr 600 'memmap=1M$0x7000000'
 boot refuse-no-dmar none refuse 300 rvtd.case=without_dmar_table \
 	rvtd.expect=no_ACPI_DMAR_table
 declare -A expect=(

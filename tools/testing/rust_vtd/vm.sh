@@ -40,6 +40,10 @@ guest_devices() {
 	echo -device pcie-root-port,id=rp4,chassis=4,slot=4
 	echo -device e1000e,bus=rp4
 	echo -device edu,bus=pcie.0,addr=0x10
+	# A second edu behind a PCIe-to-PCI bridge: its DMA carries the
+	# bridge's requester ID (secondary bus, 00.0), a DMA alias.
+	echo -device pcie-pci-bridge,id=pb1,bus=pcie.0,addr=0x11
+	echo -device edu,bus=pb1,addr=0x1
 }
 
 # Decide the accelerator: ACCEL forces one; otherwise KVM only if a real
@@ -71,6 +75,7 @@ pick_accel() {
 	cat "$f"
 }
 
+# RVTD_INITRD, if set, is the initrd to boot instead of the image's.
 vm_boot() {
 	local name=$1 flavour=$2 mode=$3 plan=$4 tmo=$5
 	shift 5
@@ -92,7 +97,7 @@ vm_boot() {
 		-machine q35,kernel-irqchip=split "${acc[@]}" -smp 2 -m 2G \
 		-display none -monitor none -no-reboot -nodefaults -vga none \
 		-kernel "$B/arch/x86/boot/bzImage" \
-		-initrd "$CACHE/image-$flavour/initramfs.gz" \
+		-initrd "${RVTD_INITRD:-$CACHE/image-$flavour/initramfs.gz}" \
 		-append "console=ttyS0,115200 panic=-1 rvtd.plan=$plan rvtd.mode=$mode ${kargs[*]}" \
 		-serial "file:$con" -serial "file:$res" \
 		-qmp "unix:$LOGDIR/$name.qmp,server=on,wait=off" \

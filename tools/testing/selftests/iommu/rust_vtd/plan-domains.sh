@@ -107,6 +107,34 @@ edu_dma $SCRATCH $EDU_BUF 64 0 && edu_dma $EDU_BUF $((SCRATCH + 0x1000)) 64 1 &&
 	same $((SCRATCH + 0x1000)) 16 0x5a5a0000 && [ "$(group_type $EDU)" = identity ]
 result "identity_domain_dma_lands_$m" $?
 
+# DMA aliases: the edu behind the PCIe-to-PCI bridge is seen by the IOMMU
+# with the bridge's requester ID (secondary bus, 00.0).  Its context
+# entries are written for that alias too: identity DMA lands, and DMA on
+# its (empty) DMA domain faults with the alias as source.
+save=$EDU
+EDU=$(for d in /sys/bus/pci/devices/*; do
+	[ "$(cat $d/vendor):$(cat $d/device)" = 0x1234:0x11e8 ] && [ ${d##*/} != $save ] && echo ${d##*/}
+done | head -n1)
+g=$(readlink -f /sys/bus/pci/devices/$EDU/iommu_group)
+alias=$(dmesg | sed -n "s/.*rust_vtd: ${EDU}: DMA also as [0-9]* requester ID(s), first \([0-9a-f]*\)/\1/p" | tail -n1)
+diag "bridged edu $EDU, group ${g##*/} ($(ls $g/devices | tr '\n' ' ')), alias ${alias:-none}"
+asrc=$(printf '%02x:%02x.%x' $((0x${alias:-0} >> 8)) $((0x${alias:-0} >> 3 & 31)) $((0x${alias:-0} & 7)))
+echo identity > $g/type
+pci_enable_master $EDU
+fill $((SCRATCH + 0x4000)) 16 0x44440000
+fill $((SCRATCH + 0x5000)) 16 0
+[ -n "$alias" ] && edu_dma $((SCRATCH + 0x4000)) $EDU_BUF 64 0 && edu_dma $EDU_BUF $((SCRATCH + 0x5000)) 64 1 &&
+	same $((SCRATCH + 0x5000)) 16 0x44440000
+result "dma_alias_identity_dma_lands_$m" $?
+echo DMA > $g/type
+pci_enable_master $EDU
+fill $((SCRATCH + 0x5000)) 16 0x55550000
+before=$(fault_lines_reason $asrc 0x05)
+edu_dma $EDU_BUF $((SCRATCH + 0x5000)) 64 1
+[ -n "$alias" ] && wait_fault_reason $asrc 0x05 $before && same $((SCRATCH + 0x5000)) 16 0x55550000
+result "dma_alias_translated_dma_faults_as_alias_$m" $?
+EDU=$save
+
 # Blocking: edu bound to vfio-pci and held by an iommufd with nothing
 # attached; its DMA to RAM must not land and must fault, every time.
 echo vfio-pci > /sys/bus/pci/devices/$EDU/driver_override
