@@ -68,7 +68,7 @@ pub(crate) type Domain = PagingDomain<VtdDomain>;
 
 /// Page sizes a unit's second-stage tables can map: 4 KiB, plus 2 MiB and
 /// 1 GiB where CAP.SLLPS says so.
-fn pgsize_bitmap(sllps: u64) -> usize {
+pub(crate) fn pgsize_bitmap(sllps: u64) -> usize {
     let mut sizes = 0x1000;
     if sllps & 1 != 0 {
         sizes |= 0x20_0000;

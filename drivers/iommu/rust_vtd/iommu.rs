@@ -117,7 +117,7 @@ impl AttachOps for Identity {
     type Iommu = RustVtdIommu;
 
     fn attach_dev(_dev: &Device, data: &DeviceData, old: Option<DomainRef<'_>>) -> Result {
-        let entry = data.unit.pass_through_entry()?;
+        let entry = data.unit.identity_entry()?;
         data.set_context(entry)?;
         leave_old(data, old);
         let (u, b, d, f) = data.name();

@@ -261,6 +261,42 @@ impl PageTable {
         (mapped, Ok(()))
     }
 
+    /// Maps `first..=last` 1:1, readable and writable, with the largest
+    /// pages in `sizes` (a page-size bitmap) that fit. Pages already
+    /// mapped are left as they are: in a 1:1 table they map the same.
+    pub(crate) fn map_identity(&self, first: u64, last: u64, sizes: usize) -> Result {
+        let rw = Prot::READ.union(Prot::WRITE);
+        let mut a = first & !0xfff;
+        while a <= last {
+            let mut size = 0x1000u64;
+            for s in [0x4000_0000u64, 0x20_0000] {
+                if sizes & (s as usize) != 0 && a & (s - 1) == 0 && last - a >= s - 1 {
+                    size = s;
+                    break;
+                }
+            }
+            match self.map(a, a, size as usize, 1, rw, GFP_KERNEL).1 {
+                Ok(()) => {}
+                Err(e) if e == EEXIST => {
+                    // Partly mapped already: page by page.
+                    for p in (a..a + size).step_by(0x1000) {
+                        match self.map(p, p, 0x1000, 1, rw, GFP_KERNEL).1 {
+                            Ok(()) => {}
+                            Err(e) if e == EEXIST => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            match a.checked_add(size) {
+                Some(n) => a = n,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
     /// The leaf entry that translates `iova`: its table, index and level.
     fn find(&self, iova: u64) -> Option<(&Table, usize, u32)> {
         if !self.in_range(iova, 1) {
@@ -441,6 +477,25 @@ mod tests {
         assert_eq!(pt.map(0x1000, 0, 2 << 20, 1, RW, GFP_KERNEL).1, Err(EINVAL));
         assert_eq!(pt.map(1 << 39, 0, 4096, 1, RW, GFP_KERNEL).1, Err(EINVAL));
         assert_eq!(pt.map(0, 0, 8192, 1, RW, GFP_KERNEL).1, Err(EINVAL));
+        Ok(())
+    }
+
+    #[test]
+    fn identity_map_uses_the_largest_pages() -> Result {
+        let pt = PageTable::new(4, true, false)?;
+        // 4 KiB up to the first 2 MiB boundary, 2 MiB up to 1 GiB, one
+        // 1 GiB page, then 2 MiB and 4 KiB pages to the end.
+        pt.map_identity(0x1f_f000, 0x8060_0fff, 0x4020_1000)?;
+        let mut sizes = [0usize; 4];
+        pt.for_each_leaf(&mut |iova, pte, level| {
+            sizes[level as usize] += 1;
+            assert_eq!(pte & PTE_ADDR, iova);
+        });
+        assert_eq!(sizes, [0, 2, 511 + 3, 1]);
+        assert_eq!(pt.translate(0x4abc_d123), Some((0x4abc_d123, 1 << 30)));
+        // Overlapping ranges are fine.
+        pt.map_identity(0x8060_0000, 0x8060_1fff, 0x4020_1000)?;
+        assert_eq!(pt.translate(0x8060_1000), Some((0x8060_1000, 4096)));
         Ok(())
     }
 

@@ -45,6 +45,17 @@ module! {
     authors: ["rust_vtd developers"],
     description: "Intel VT-d DMA remapping driver written in Rust",
     license: "GPL v2",
+    params: {
+        identity_page_tables: bool {
+            default: false,
+            description: "Give identity domains a 1:1 page table of system RAM even where the unit can pass DMA through (ECAP.PT); units without pass-through always get one",
+        },
+    },
+}
+
+/// Whether identity domains must use 1:1 page tables (module parameter).
+pub(crate) fn identity_page_tables() -> bool {
+    module_parameters::identity_page_tables.value()
 }
 
 /// The platform driver that binds to each remapping unit's device.

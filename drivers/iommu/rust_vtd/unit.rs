@@ -17,11 +17,13 @@ use crate::{
         Dmar,
         ScopeKind, //
     },
+    domain::pgsize_bitmap,
     iommu::{
         RustVtdIommu,
         OPS,
         UNITS, //
     },
+    pagetable::PageTable,
     qi::{
         self,
         ContextInvalidation,
@@ -63,6 +65,7 @@ use kernel::{
             ExclusiveIoMem, //
         },
         poll::read_poll_timeout_atomic,
+        resource::system_ram_ranges,
         Io, //
     },
     iommu::{
@@ -179,6 +182,13 @@ struct ReservedRegion {
     scopes: KVec<PciScope>,
 }
 
+/// The 1:1 page table of identity domains on a unit that cannot (or, by
+/// the module parameter, must not) pass DMA through, and its domain ID.
+struct IdentityTable {
+    pt: PageTable,
+    did: u16,
+}
+
 /// The root table and the context tables it points to.
 struct Tables {
     root: TablePage,
@@ -215,6 +225,9 @@ pub(crate) struct UnitState {
     /// context (IOTLB flushes on DMA unmap).
     #[pin]
     qi: SpinLockIrq<Option<InvQueue>>,
+    /// The identity domain's 1:1 page table, built on first use.
+    #[pin]
+    identity: Mutex<Option<IdentityTable>>,
     /// The devices the IOMMU core has probed on this unit.
     #[pin]
     devices: Mutex<KVec<ARef<Device>>>,
@@ -899,18 +912,52 @@ impl UnitState {
         ctx.flush(i, 2);
     }
 
-    /// The context entry that makes a device bypass translation.
-    pub(crate) fn pass_through_entry(&self) -> Result<ContextEntry> {
-        if !self.ecap.pt() {
-            // A 1:1 page table would be needed; not implemented yet.
-            return Err(EOPNOTSUPP);
+    /// The context entry of the identity domain: pass-through where the
+    /// unit has it (ECAP.PT), else a 1:1 page table of system RAM and of
+    /// the unit's reserved memory regions.
+    pub(crate) fn identity_entry(&self) -> Result<ContextEntry> {
+        let aw = widest_aw(self.cap.sagaw().get()).ok_or(ENODEV)?;
+        if self.ecap.pt() && !crate::identity_page_tables() {
+            return Ok(ContextEntry {
+                did: PASS_THROUGH_DID,
+                aw,
+                tt: TranslationType::PassThrough,
+                slptptr: 0,
+            });
         }
+        let mut id = self.identity.lock();
+        if id.is_none() {
+            *id = Some(self.build_identity(aw)?);
+        }
+        let t = id.as_ref().ok_or(ENOMEM)?;
         Ok(ContextEntry {
-            did: PASS_THROUGH_DID,
-            aw: widest_aw(self.cap.sagaw().get()).ok_or(ENODEV)?,
-            tt: TranslationType::PassThrough,
-            slptptr: 0,
+            did: t.did,
+            aw,
+            tt: TranslationType::MultiLevel,
+            slptptr: t.pt.root_phys(),
         })
+    }
+
+    fn build_identity(&self, aw: u8) -> Result<IdentityTable> {
+        let pt = PageTable::new(u32::from(aw) + 2, self.ecap.c(), self.ecap.sc())?;
+        let sizes = pgsize_bitmap(self.cap.sllps().get());
+        let mut bytes = 0;
+        for (first, last) in system_ram_ranges()?.iter() {
+            pt.map_identity(*first, *last, sizes)?;
+            bytes += last - first + 1;
+        }
+        for r in self.rmrrs.iter() {
+            pt.map_identity(r.base, r.limit, sizes)?;
+        }
+        let did = self.alloc_did()?;
+        pr_info!(
+            "dmar{}: identity domain: 1:1 page table of {} MiB of RAM, {} table pages, domain {}\n",
+            self.index,
+            bytes >> 20,
+            pt.table_count(),
+            did
+        );
+        Ok(IdentityTable { pt, did })
     }
 
     /// Gives `bus:devfn` context entry `entry`, replacing (and
@@ -1024,6 +1071,7 @@ impl Unit {
                 qi <- new_spinlock_irq!(None),
                 dids <- new_spinlock_irq!(dids),
                 devices <- new_mutex!(KVec::new()),
+                identity <- new_mutex!(None),
                 fault_work <- new_delayed_work!("rust_vtd::fault_work"),
                 stopping: AtomicBool::new(false),
                 faults: AtomicU64::new(0),

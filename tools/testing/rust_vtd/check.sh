@@ -81,6 +81,7 @@ boot domains-sm sm domains 900 'memmap=1M$0x7000000' iommufd.allow_unsafe_interr
 for mode in aw39 sm sm-fsts cm devtlb; do
 	boot "caps-$mode" "$mode" caps 300
 done
+boot idtable legacy idtable 600 'memmap=1M$0x7000000'
 # RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that
 # has (ACPI table upgrade from an uncompressed cpio before the initramfs).
 mkdir -p "$LOGDIR/acpi-rmrr/kernel/firmware/acpi"
