@@ -12,9 +12,16 @@ use crate::{
     unit::UnitState,
 };
 use kernel::{
+    debugfs::{
+        Dir,
+        Scope, //
+    },
     device::Device,
     iommu::{
-        device::IommuDevice,
+        device::{
+            debugfs_dir,
+            IommuDevice, //
+        },
         domain::{
             AttachOps,
             DomainRef,
@@ -45,6 +52,48 @@ kernel::sync::global_lock! {
     pub(crate) unsafe(uninit) static UNITS: Mutex<KVec<Arc<UnitState>>> = KVec::new();
 }
 
+kernel::sync::global_lock! {
+    // SAFETY: Initialized in the module initializer, with `UNITS`.
+    pub(crate) unsafe(uninit) static DEBUGFS: Mutex<Option<Dir>> = None;
+}
+
+/// What a device's `domain_translation_struct` debugfs file shows.
+struct DebugData {
+    unit: Arc<UnitState>,
+    bus: u8,
+    devfn: u8,
+}
+
+fn show_translation(d: &DebugData, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    d.unit.dump_translation(d.bus, d.devfn, f)
+}
+
+/// `/sys/kernel/debug/iommu/intel/<device>/domain_translation_struct`, as
+/// the C driver has it (the VFIO selftests read it to check leaf sizes).
+fn debugfs_for(
+    dev: &Device,
+    unit: &Arc<UnitState>,
+    bus: u8,
+    devfn: u8,
+) -> Option<Pin<KBox<Scope<DebugData>>>> {
+    let intel = DEBUGFS
+        .lock()
+        .get_or_insert_with(|| debugfs_dir(c"intel"))
+        .clone();
+    let data = DebugData {
+        unit: unit.clone(),
+        bus,
+        devfn,
+    };
+    KBox::pin_init(
+        intel.scope(data, dev.name(), |d, dir| {
+            dir.read_callback_file(c"domain_translation_struct", d, &show_translation)
+        }),
+        GFP_KERNEL,
+    )
+    .ok()
+}
+
 /// The driver, for the IOMMU core.
 pub(crate) struct RustVtdIommu;
 
@@ -59,6 +108,8 @@ pub(crate) struct DeviceData {
     /// Memory the firmware says the device keeps using (RMRRs): first
     /// and last byte.
     rmrrs: KVec<(u64, u64)>,
+    /// Its debugfs directory, removed with it.
+    _debugfs: Option<Pin<KBox<Scope<DebugData>>>>,
 }
 
 impl DeviceData {
@@ -196,6 +247,7 @@ impl Ops for RustVtdIommu {
             );
         }
         unit.add_device(dev)?;
+        let debugfs = debugfs_for(dev, &unit, pdev.bus_number(), pdev.devfn());
         Ok(KBox::new(
             DeviceData {
                 unit,
@@ -203,6 +255,7 @@ impl Ops for RustVtdIommu {
                 devfn: pdev.devfn(),
                 rids,
                 rmrrs,
+                _debugfs: debugfs,
             },
             GFP_KERNEL,
         )?)

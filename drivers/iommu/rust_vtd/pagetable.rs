@@ -388,6 +388,72 @@ impl PageTable {
     }
 }
 
+/// Writes the leaves of the table tree at `root`, a table at `level`, the
+/// way the C driver's `domain_translation_struct` debugfs file does: one
+/// line per leaf, its IOVA page frame number, then the entries on the path
+/// to it by level (PML5E, PML4E, PDPE, then PDE and PTE where present).
+///
+/// # Safety
+///
+/// `root` and every table below it must be live page tables (of a
+/// [`PageTable`] or written the same way) that are not freed during the
+/// call.
+pub(crate) unsafe fn dump(
+    root: PhysAddr,
+    level: u32,
+    f: &mut impl core::fmt::Write,
+) -> core::fmt::Result {
+    let mut path = [0u64; 6];
+    // SAFETY: Per the safety requirements.
+    unsafe { dump_level(Table::from_phys(root), level, 0, &mut path, f) }
+}
+
+/// # Safety
+///
+/// As for [`dump`].
+unsafe fn dump_level(
+    table: &Table,
+    level: u32,
+    base: u64,
+    path: &mut [u64; 6],
+    f: &mut impl core::fmt::Write,
+) -> core::fmt::Result {
+    if !(1..=5).contains(&level) {
+        return Ok(());
+    }
+    for i in 0..512 {
+        let pte = table.read(i);
+        if !present(pte) {
+            continue;
+        }
+        let iova = base + (i as u64) * level_size(level);
+        path[level as usize] = pte;
+        if is_leaf(pte, level) {
+            write!(
+                f,
+                "{:#015x} |\t{:#018x}\t{:#018x}\t{:#018x}",
+                iova >> 12,
+                path[5],
+                path[4],
+                path[3]
+            )?;
+            if path[2] != 0 {
+                write!(f, "\t{:#018x}", path[2])?;
+                if path[1] != 0 {
+                    write!(f, "\t{:#018x}", path[1])?;
+                }
+            }
+            writeln!(f)?;
+        } else {
+            // SAFETY: A present non-leaf entry points to a live table, per
+            // the safety requirements.
+            unsafe { dump_level(Table::from_phys(pte & PTE_ADDR), level - 1, iova, path, f)? };
+        }
+        path[level as usize] = 0;
+    }
+    Ok(())
+}
+
 impl Drop for PageTable {
     fn drop(&mut self) {
         Self::free_below(&self.root, self.levels);
@@ -478,6 +544,42 @@ mod tests {
         assert_eq!(pt.map(1 << 39, 0, 4096, 1, RW, GFP_KERNEL).1, Err(EINVAL));
         assert_eq!(pt.map(0, 0, 8192, 1, RW, GFP_KERNEL).1, Err(EINVAL));
         Ok(())
+    }
+
+    #[test]
+    fn dump_matches_the_c_format() -> Result {
+        let pt = PageTable::new(4, true, false)?;
+        pt.map(0x20_0000, 0x4000_0000, 2 << 20, 1, RW, GFP_KERNEL)
+            .1?;
+        pt.map(0x40_1000, 0x5000, 4096, 1, RW, GFP_KERNEL).1?;
+        let mut out = KVec::<u8>::new();
+        let mut w = Writer(&mut out);
+        // SAFETY: `pt` is live for the call.
+        unsafe { dump(pt.root_phys(), 4, &mut w) }.map_err(|_| EINVAL)?;
+        let text = core::str::from_utf8(&out).map_err(|_| EINVAL)?;
+        let mut lines = text.lines();
+        // The 2 MiB leaf: PML5E (0), PML4E, PDPE, PDE; the 4 KiB leaf has
+        // a PTE column too.
+        let l1 = lines.next().ok_or(EINVAL)?;
+        assert!(l1.starts_with("0x0000000000200 |\t0x0000000000000000\t0x"));
+        assert!(l1.ends_with("\t0x0000000040000083"));
+        assert_eq!(l1.split('\t').count(), 5);
+        let l2 = lines.next().ok_or(EINVAL)?;
+        assert!(l2.starts_with("0x0000000000401 |"));
+        assert!(l2.ends_with("\t0x0000000000005003"));
+        assert_eq!(l2.split('\t').count(), 6);
+        assert!(lines.next().is_none());
+        Ok(())
+    }
+
+    struct Writer<'a>(&'a mut KVec<u8>);
+
+    impl core::fmt::Write for Writer<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            self.0
+                .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+                .map_err(|_| core::fmt::Error)
+        }
     }
 
     #[test]

@@ -88,6 +88,8 @@ impl kernel::InPlaceModule for RustVtd {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: Called once, before any unit exists.
         unsafe { iommu::UNITS.init() };
+        // SAFETY: As above.
+        unsafe { iommu::DEBUGFS.init() };
         try_pin_init!(Self {
             driver <- driver::Registration::new(c"rust_vtd", module),
             units: create_units()?,

@@ -343,6 +343,7 @@ impl Drop for Unit {
             // The registry is a static, never dropped: free its buffer so
             // that nothing is left once the module goes.
             *units = KVec::new();
+            *crate::iommu::DEBUGFS.lock() = None;
         }
         drop(units);
         pr_info!(
@@ -995,6 +996,47 @@ impl UnitState {
         } else {
             self.flush_write_buffer()
         }
+    }
+
+    /// Writes the translation structure of `bus:devfn` in the format of
+    /// the C driver's `domain_translation_struct` debugfs file: nothing
+    /// unless its context entry is present and translates.
+    pub(crate) fn dump_translation(
+        &self,
+        bus: u8,
+        devfn: u8,
+        f: &mut impl core::fmt::Write,
+    ) -> core::fmt::Result {
+        // Holding the lock keeps the entry, and so the domain and its
+        // tables, in place: detaching rewrites the entry under it first.
+        let tables = self.tables.lock();
+        let Some(ctx) = tables.contexts[usize::from(bus)].as_ref() else {
+            return Ok(());
+        };
+        let i = usize::from(devfn) * 2;
+        let (lo, hi) = (ctx.read(i), ctx.read(i + 1));
+        if lo & ContextEntry::PRESENT == 0 || (lo >> 2) & 3 > 1 {
+            return Ok(());
+        }
+        let pgd = lo & !0xfff;
+        writeln!(
+            f,
+            "Device {:04x}:{:02x}:{:02x}.{:x} @{:#x}",
+            self.segment,
+            bus,
+            devfn >> 3,
+            devfn & 7,
+            pgd
+        )?;
+        writeln!(
+            f,
+            "{:<17}\t{:<18}\t{:<18}\t{:<18}\t{:<18}\tPTE",
+            "IOVA_PFN", "PML5E", "PML4E", "PDPE", "PDE"
+        )?;
+        // SAFETY: The entry points to the live table tree of the domain
+        // (or identity table) the device is attached to, which stays
+        // attached, and so allocated, while `tables` is held.
+        unsafe { crate::pagetable::dump(pgd, (hi & 7) as u32 + 2, f) }
     }
 
     /// The number of buses whose root entry points to a context table.

@@ -296,3 +296,26 @@ impl<T: Ops, U: HasIommuDevice> Drop for Registration<T, U> {
         }
     }
 }
+
+/// Creates directory `name` under the IOMMU core's debugfs directory (`/sys/kernel/debug/iommu/`),
+/// where IOMMU drivers keep their debug files. Without `CONFIG_IOMMU_DEBUGFS` the directory is
+/// inert: files created in it do not appear.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::iommu::device::debugfs_dir;
+///
+/// let dir = debugfs_dir(c"rust_iommu_example");
+/// let _child = dir.subdir(c"unit0");
+/// ```
+pub fn debugfs_dir(name: &CStr) -> crate::debugfs::Dir {
+    #[cfg(CONFIG_IOMMU_DEBUGFS)]
+    // SAFETY: `iommu_debugfs_dir` is set by a core initcall, before any module can run, and is
+    // never removed; it is only read here.
+    let parent = unsafe { bindings::iommu_debugfs_dir };
+    #[cfg(not(CONFIG_IOMMU_DEBUGFS))]
+    let parent = core::ptr::null_mut();
+    // SAFETY: `parent` is NULL, an error pointer or a directory that is never removed.
+    unsafe { crate::debugfs::Dir::subdir_of_raw(parent, name) }
+}

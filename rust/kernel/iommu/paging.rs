@@ -28,6 +28,17 @@ use crate::{
 use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 
 /// The access a mapping grants (`IOMMU_READ`, `IOMMU_WRITE`, ...).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::iommu::paging::Prot;
+///
+/// let rw = Prot::READ.union(Prot::WRITE);
+/// assert!(rw.read() && rw.write() && !rw.cache());
+/// assert_eq!(Prot::from_raw(rw.bits()), rw);
+/// assert!(!Prot::NONE.read());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Prot(u32);
 
@@ -187,6 +198,42 @@ pub struct Geometry {
 }
 
 /// A paging domain: the core's `struct iommu_domain` and the driver's `T`.
+///
+/// # Examples
+///
+/// ```ignore
+/// #[pin_data]
+/// struct MyDomain {
+///     table: MyPageTable,
+///     #[pin]
+///     attached: SpinLockIrq<KVec<Attachment>>,
+/// }
+///
+/// impl PagingOps for MyDomain {
+///     type Iommu = MyIommu;
+///     // attach_dev, map_pages, unmap_pages, iova_to_phys, flush_iotlb_all, iotlb_sync and
+///     // iotlb_sync_map ...
+/// }
+///
+/// #[vtable]
+/// impl Ops for MyIommu {
+///     // ...
+///     fn domain_alloc_paging_flags(_dev: &Device, data: &MyDevice, flags: u32) -> Result<NewDomain> {
+///         if flags != 0 {
+///             return Err(EOPNOTSUPP);
+///         }
+///         let geometry = Geometry { aperture_start: 0, aperture_end: (1 << 48) - 1 };
+///         PagingDomain::alloc(
+///             try_pin_init!(MyDomain {
+///                 table: MyPageTable::new()?,
+///                 attached <- new_spinlock_irq!(KVec::new()),
+///             }),
+///             SZ_4K | SZ_2M,
+///             geometry,
+///         )
+///     }
+/// }
+/// ```
 ///
 /// # Invariants
 ///
