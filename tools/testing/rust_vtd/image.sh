@@ -26,5 +26,17 @@ for c in "$TOP"/tools/testing/selftests/iommu/rust_vtd/*.c; do
 	clang -static -O2 -Wall -Werror -isystem "$B/hdr/include" -o "$ROOT/bin/$(basename "$c" .c)" "$c"
 done
 rm -f "$ROOT"/tests/*.c
+# Upstream selftests, unmodified, built static from the kernel source.
+ST=$CACHE/selftests-$FLAVOUR
+mkdir -p "$ST/vfio" "$ROOT/tests/upstream/vfio"
+make -s -C "$CACHE/src/linux/tools/testing/selftests/vfio" LLVM=1 OUTPUT="$ST/vfio" \
+	KHDR_INCLUDES="-isystem $B/hdr/include" LDFLAGS="-static -pthread" >/dev/null
+for t in vfio_pci_device_test vfio_pci_driver_test vfio_dma_mapping_test vfio_iommufd_setup_test; do
+	cp "$ST/vfio/$t" "$ROOT/tests/upstream/vfio/"
+done
+mkdir -p "$ST/iommu" "$ROOT/tests/upstream/iommu"
+make -s -C "$CACHE/src/linux/tools/testing/selftests/iommu" LLVM=1 OUTPUT="$ST/iommu" \
+	KHDR_INCLUDES="-isystem $B/hdr/include" LDFLAGS="-static -pthread" >/dev/null
+cp "$ST/iommu/iommufd" "$ST/iommu/iommufd_fail_nth" "$ROOT/tests/upstream/iommu/"
 (cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1 > "$OUT/initramfs.gz.new")
 mv "$OUT/initramfs.gz.new" "$OUT/initramfs.gz"

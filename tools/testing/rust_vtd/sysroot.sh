@@ -16,7 +16,7 @@ PKGS=(
 	libelf-dev libssl-dev libc6-dev gcc git patch file
 	clang lld llvm libclang-dev rustc rust-src rustfmt rust-clippy bindgen
 	# guest userspace and VM
-	busybox-static kexec-tools makedumpfile uuid-dev libnuma-dev
+	busybox-static kexec-tools makedumpfile uuid-dev libnuma-dev libcap-dev
 	qemu-system-x86/trixie-backports
 	# kernel source
 	linux-source-7.3/trixie-backports

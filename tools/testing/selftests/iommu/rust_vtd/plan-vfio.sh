@@ -1,0 +1,40 @@
+# SPDX-License-Identifier: GPL-2.0
+# Upstream tools/testing/selftests/vfio, unmodified, with QEMU's igb bound
+# to vfio-pci behind the IOMMU driver: real DMA through its page tables in
+# every IOMMU mode the tests offer (VFIO type1 and type1v2, iommufd's
+# compatibility container, native iommufd).
+. /tests/lib.sh
+m=$RVTD_MODE
+flavour=$(uname -r | grep -q rust-vtd && echo rust)
+
+if [ -n "$KO" ]; then
+	insmod $KO
+	result "insmod_succeeds_$m" $?
+fi
+igb=$(for d in /sys/bus/pci/devices/*; do
+	[ "$(cat $d/vendor):$(cat $d/device)" = 0x8086:0x10c9 ] && echo ${d##*/}
+done | head -n1)
+echo vfio-pci > /sys/bus/pci/devices/$igb/driver_override
+echo $igb > /sys/bus/pci/drivers_probe
+# The hugetlb variants need pages reserved: 2 MiB and 1 GiB ones, on the
+# kernel command line (hugepagesz=... hugepages=...).
+diag "igb $igb, driver $(basename $(readlink /sys/bus/pci/devices/$igb/driver)), group type $(cat /sys/bus/pci/devices/$igb/iommu_group/type)"
+diag "hugepages: 2M $(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages), 1G $(cat /sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages)"
+ulimit -l unlimited
+tp=0 tf=0 ts=0
+for t in vfio_pci_device_test vfio_pci_driver_test vfio_dma_mapping_test vfio_iommufd_setup_test; do
+	start=$(date +%s)
+	/tests/upstream/vfio/$t $igb > /tmp/$t.out 2>&1
+	rc=$?
+	tot=$(grep '^# Totals:' /tmp/$t.out | tail -n1)
+	p=$(echo "$tot" | sed -n 's/.* pass:\([0-9]*\).*/\1/p')
+	f=$(echo "$tot" | sed -n 's/.* fail:\([0-9]*\).*/\1/p')
+	s=$(echo "$tot" | sed -n 's/.* skip:\([0-9]*\).*/\1/p')
+	diag "$t: pass ${p:-?} fail ${f:-?} skip ${s:-?} (exit $rc, $(($(date +%s) - start)) s)"
+	grep -E '^not ok|^ok .*# SKIP' /tmp/$t.out | head -n 12 | sed 's/^/#   /'
+	[ "$rc" = 0 ] && [ "${f:-1}" = 0 ] && [ "${s:-1}" = 0 ] && [ "${p:-0}" -gt 0 ]
+	result "upstream_${t}_$m" $?
+	tp=$((tp + ${p:-0})) tf=$((tf + ${f:-0})) ts=$((ts + ${s:-0}))
+done
+diag "upstream VFIO selftests (${flavour:-baseline}): $tp pass, $tf fail, $ts skip"
+check_no_splats "vfio_$m"
