@@ -94,7 +94,9 @@ use kernel::{
     },
     time::{
         msecs_to_jiffies,
-        Delta, //
+        Delta,
+        Instant,
+        Monotonic, //
     },
     workqueue::{
         self,
@@ -131,8 +133,15 @@ const FRCD_T_READ: u32 = 1 << 30;
 /// allocate (`dmar_alloc_hwirq()` is not exported), so faults are found by
 /// this bounded poll instead, at most this late.
 const FAULT_POLL_MS: u32 = 100;
-/// Fault messages: at most this many in a burst, then one per poll.
+/// After a poll that found faults, the next ones come this soon, for
+/// `FAULT_FAST_POLLS` polls: units may have a single fault recording
+/// register (QEMU's has), and faults that arrive while it is full are lost.
+const FAULT_REPOLL_MS: u32 = 1;
+const FAULT_FAST_POLLS: u32 = 200;
+/// Fault messages: at most this many in a burst, then one per 100 ms; the
+/// others are counted, and the count is logged when the budget refills.
 const FAULT_LOG_BURST: u32 = 10;
+const FAULT_LOG_REFILL_MS: i64 = 100;
 
 /// What a legacy-mode fault reason code means (VT-d 7.1.3).
 fn fault_reason(reason: u32) -> &'static str {
@@ -243,6 +252,13 @@ pub(crate) struct UnitState {
     faults: AtomicU64,
     /// Fault messages that may still be printed now (a token bucket).
     log_budget: AtomicU32,
+    /// Faults found but not logged since the budget last refilled.
+    unlogged: AtomicU32,
+    /// When the log budget last refilled.
+    #[pin]
+    last_refill: Mutex<Instant<Monotonic>>,
+    /// How many more polls come early, after faults were found.
+    fast_polls: AtomicU32,
 }
 
 impl_has_delayed_work! {
@@ -253,7 +269,14 @@ impl WorkItem for UnitState {
     type Pointer = Arc<UnitState>;
 
     fn run(this: Arc<UnitState>) {
-        this.report_faults();
+        let fast = this.fast_polls.load(Ordering::Relaxed);
+        let found = this.report_faults();
+        let next = if found > 0 {
+            FAULT_FAST_POLLS
+        } else {
+            fast.saturating_sub(1)
+        };
+        this.fast_polls.store(next, Ordering::Relaxed);
         if !this.stopping.load(Ordering::Acquire) {
             this.poll_faults_later();
         }
@@ -502,17 +525,36 @@ fn pci_scope(s: &DeviceScope, bridge: bool) -> Result<PciScope> {
 impl UnitState {
     /// Queues the next fault poll.
     fn poll_faults_later(self: Arc<Self>) {
-        let _ = workqueue::system_power_efficient()
-            .enqueue_delayed(self, msecs_to_jiffies(FAULT_POLL_MS));
+        let ms = if self.fast_polls.load(Ordering::Relaxed) > 0 {
+            FAULT_REPOLL_MS
+        } else {
+            FAULT_POLL_MS
+        };
+        let _ = workqueue::system_power_efficient().enqueue_delayed(self, msecs_to_jiffies(ms));
     }
 
     /// Reads, logs and clears the primary fault recording registers
     /// (VT-d 7.2.1), the way the C driver's `dmar_fault()` does.
-    fn report_faults(&self) {
-        let budget = self.log_budget.load(Ordering::Relaxed);
-        if budget < FAULT_LOG_BURST {
-            self.log_budget.store(budget + 1, Ordering::Relaxed);
+    /// Refills the log budget by one message per 100 ms since it last did,
+    /// and then logs how many faults were not logged.
+    /// Returns the number of faults found.
+    fn report_faults(&self) -> u32 {
+        {
+            let mut last = self.last_refill.lock();
+            let tokens = last.elapsed().as_millis() / FAULT_LOG_REFILL_MS;
+            if tokens > 0 {
+                *last = Instant::now();
+                let budget = self.log_budget.load(Ordering::Relaxed);
+                let add = tokens.min(i64::from(FAULT_LOG_BURST)) as u32;
+                self.log_budget
+                    .store((budget + add).min(FAULT_LOG_BURST), Ordering::Relaxed);
+                let n = self.unlogged.swap(0, Ordering::Relaxed);
+                if n > 0 {
+                    pr_err!("dmar{}: {} more faults not logged\n", self.index, n);
+                }
+            }
         }
+        let mut found = 0u32;
         let res = self.with_regs(|io| {
             let fsts = io.try_read32(FSTS)?;
             if fsts & (FSTS_PPF | FSTS_PFO) == 0 {
@@ -521,6 +563,7 @@ impl UnitState {
             let count = self.cap.fault_reg_count();
             let mut idx = ((fsts >> 8) & 0xff) as usize % count;
             let mut suppressed = 0u32;
+            let found = &mut found;
             for _ in 0..count {
                 let off = self.cap.fault_reg_offset() + idx * 16;
                 let hi = io.try_read32(off + 12)?;
@@ -531,6 +574,7 @@ impl UnitState {
                 let addr = io.try_read64(off)? & !0xfff;
                 io.try_write32(FRCD_F, off + 12)?;
                 self.faults.fetch_add(1, Ordering::Relaxed);
+                *found += 1;
                 let reason = hi & 0xff;
                 let budget = self.log_budget.load(Ordering::Relaxed);
                 if budget > 0 {
@@ -560,7 +604,7 @@ impl UnitState {
                 pr_err!("dmar{}: fault recording overflowed; faults were lost\n", self.index);
             }
             if suppressed > 0 {
-                pr_err!("dmar{}: {} more faults not logged\n", self.index, suppressed);
+                self.unlogged.fetch_add(suppressed, Ordering::Relaxed);
             }
             io.try_write32(FSTS_PFO | FSTS_PPF | FSTS_PRO, FSTS)
         });
@@ -573,6 +617,7 @@ impl UnitState {
                 );
             }
         }
+        found
     }
 
     /// Faults reported since bring-up.
@@ -1118,6 +1163,9 @@ impl Unit {
                 stopping: AtomicBool::new(false),
                 faults: AtomicU64::new(0),
                 log_budget: AtomicU32::new(FAULT_LOG_BURST),
+                unlogged: AtomicU32::new(0),
+                last_refill <- new_mutex!(Instant::now()),
+                fast_polls: AtomicU32::new(0),
             }),
             GFP_KERNEL,
         )?;

@@ -1,14 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * edu_iommufd BDF ATTEMPTS: drive QEMU's edu device through VFIO (cdev) and
+ * edu_iommufd BDF ATTEMPTS [PAUSE_MS]: drive QEMU's edu device through VFIO (cdev) and
  * iommufd, so that its DMA is translated by a paging domain of the IOMMU
  * driver.  Prints one line per check, "ok NAME" or "not ok NAME: why":
  *
  *   translated_dma_lands     edu copies buffer A (IOVA 0x100000) to its own
  *                            memory and back to buffer B (IOVA 0x101000)
  *   unmapped_dma_never_lands after IOMMU_IOAS_UNMAP of B, ATTEMPTS DMAs to
- *                            B's IOVA leave B unchanged (the driver reports
- *                            each as a fault; the caller counts them)
+ *                            B's IOVA, PAUSE_MS (150) apart, leave B
+ *                            unchanged (the driver reports each as a
+ *                            fault; the caller counts them)
  *   hwpt_replace_retargets   a second IOAS with the same IOVA mapped to
  *                            buffer C, attached by replacing the first
  *                            domain: the DMA now lands in C, not in B
@@ -212,11 +213,13 @@ int main(int argc, char **argv)
 	uint32_t ioas1, ioas2, hwpt1, hwpt2;
 	char why[128];
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s BDF ATTEMPTS\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s BDF ATTEMPTS [PAUSE_MS]\n", argv[0]);
 		return 2;
 	}
 	attempts = atoi(argv[2]);
+	if (argc == 4)
+		pause.tv_nsec = atoi(argv[3]) * 1000000L;
 	open_device(argv[1]);
 
 	a = buffer(4096, 0);
@@ -257,6 +260,9 @@ int main(int argc, char **argv)
 		}
 		if (b[0] != 0xee || memcmp(b, b + 1, 63))
 			landed++;
+		/* The first fault may wait for the driver's regular poll. */
+		if (i == 0)
+			usleep(150000);
 		nanosleep(&pause, NULL);
 	}
 	snprintf(why, sizeof(why), "%d of %d landed", landed, attempts);

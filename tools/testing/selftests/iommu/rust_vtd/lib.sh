@@ -186,6 +186,16 @@ fault_lines() { dmesg | grep -c "rust_vtd: dmar[0-9]*: DMA write fault: source $
 # fault_lines_reason SOURCE REASON: faults of SOURCE logged with REASON.
 fault_lines_reason() { dmesg | grep -c "rust_vtd: dmar[0-9]*: DMA [a-z]* fault: source $1 .*reason $2:"; }
 
+# faults_reported: every fault rust_vtd has reported, logged or counted as
+# "N more faults not logged".
+faults_reported() {
+	dmesg | awk '/rust_vtd: dmar[0-9]*: DMA [a-z]* fault: source/ { n++ }
+		/rust_vtd: dmar[0-9]*: [0-9]* more faults not logged/ {
+			for (i = 1; i <= NF; i++) if ($i == "more") { n += $(i - 1); break }
+		}
+		END { print n + 0 }'
+}
+
 # wait_fault_reason SOURCE REASON COUNT: wait (up to 3 s) for more than COUNT.
 wait_fault_reason() {
 	local n=0
