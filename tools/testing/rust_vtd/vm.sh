@@ -34,7 +34,8 @@ guest_devices() {
 	echo -device virtio-blk-pci,bus=rp1,drive=disk0,$ats
 	echo -drive if=none,id=disk0,format=raw,file="$CACHE/disk0.img"
 	echo -device pcie-root-port,id=rp2,chassis=2,slot=2
-	echo -device virtio-net-pci,bus=rp2,$ats
+	echo -netdev user,id=net0
+	echo -device virtio-net-pci,bus=rp2,netdev=net0,$ats
 	echo -device pcie-root-port,id=rp3,chassis=3,slot=3
 	echo -device igb,bus=rp3
 	echo -device pcie-root-port,id=rp4,chassis=4,slot=4

@@ -86,6 +86,22 @@ dd if=/dev/vda of=/tmp/readback bs=4096 count=16 iflag=direct 2>/dev/null ||
 cmp -s /tmp/pattern /tmp/readback
 result "virtio_blk_write_read_with_translation_on_$m" $?
 
+# The network keeps working with translation on: virtio-net (identity: its
+# PCI function was bound before the unit registered) reaches QEMU's user
+# network gateway.
+modprobe virtio_net 2>/dev/null
+net_ping() {
+	local i=0
+	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+	ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 2>/dev/null
+	ping -c 3 -W 3 10.0.2.2 > /tmp/ping 2>&1
+	local st=$?
+	diag "$(grep -E 'packets transmitted' /tmp/ping)"
+	return $st
+}
+net_ping
+result "virtio_net_ping_with_translation_on_$m" $?
+
 # Translated: with no driver, nothing is mapped in edu's DMA domain, so
 # DMA to a physical address faults (PTE not present) and does not land.
 pci_enable_master $EDU
@@ -245,6 +261,21 @@ cmp -s /tmp/pattern /tmp/readback && [ "$t" = DMA-FQ ]
 st=$?
 diag "after rebind: group type $t"
 result "rebound_driver_gets_translated_dma_domain_$m" $st
+
+# The same for the network: virtio-net's driver rebinds, its group becomes
+# translated, and it still reaches the gateway.
+net=$(readlink -f /sys/class/net/eth0/device/..)
+net=${net##*/}
+g=$(readlink -f /sys/bus/pci/devices/$net/iommu_group)
+others=$(for d in $(ls $g/devices); do [ $d != $net ] && [ -e $g/devices/$d/driver ] && echo $d; done)
+for d in $others; do echo $d > /sys/bus/pci/devices/$d/driver/unbind; done
+echo $net > /sys/bus/pci/drivers/virtio-pci/unbind
+echo $net > /sys/bus/pci/drivers/virtio-pci/bind
+for d in $others; do echo $d > /sys/bus/pci/drivers_probe; done
+t=$(group_type $net)
+diag "virtio-net $net after rebind: group type $t"
+net_ping && [ "$t" = DMA-FQ ]
+result "virtio_net_ping_through_translated_dma_domain_$m" $?
 
 # Taking the units down: rmmod is refused while the core holds devices;
 # unbinding the units releases them and turns translation off.
