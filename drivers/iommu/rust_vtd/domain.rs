@@ -168,16 +168,7 @@ impl VtdDomain {
 
     /// Invalidates the IOTLB entries of `first..=last` on every unit.
     fn flush_range(&self, first: u64, last: u64) {
-        self.for_each_unit(|unit, did| {
-            let inv = IotlbInvalidation::covering(
-                did,
-                first,
-                last,
-                unit.cap.psi(),
-                unit.cap.mamv().get() as u8,
-            );
-            unit.flush_iotlb(inv);
-        });
+        self.for_each_unit(|unit, did| unit.flush_iotlb_range(did, first, last));
     }
 }
 
@@ -270,14 +261,7 @@ impl PagingOps for VtdDomain {
         let (first, last) = (iova as u64, (iova + size - 1) as u64);
         self.for_each_unit(|unit, did| {
             if unit.cap.cm() {
-                let inv = IotlbInvalidation::covering(
-                    did,
-                    first,
-                    last,
-                    unit.cap.psi(),
-                    unit.cap.mamv().get() as u8,
-                );
-                unit.flush_iotlb(inv);
+                unit.flush_iotlb_range(did, first, last);
             } else if unit.flush_write_buffer().is_err() {
                 pr_err!("dmar{}: write buffer flush not confirmed\n", unit.index);
             }

@@ -890,6 +890,15 @@ impl UnitState {
         out
     }
 
+    /// Invalidates domain `did`'s IOTLB entries for `first..=last`: the
+    /// smallest aligned page-selective block that covers them, or the
+    /// whole domain where the unit cannot invalidate that block by page.
+    pub(crate) fn flush_iotlb_range(&self, did: u16, first: u64, last: u64) {
+        let mamv = self.cap.mamv().get() as u8;
+        let inv = IotlbInvalidation::covering(did, first, last, self.cap.psi(), mamv);
+        self.flush_iotlb(inv);
+    }
+
     /// Allocates a domain ID.
     pub(crate) fn alloc_did(&self) -> Result<u16> {
         let ndoms = self.cap.domains().min(1 << 16) as usize;
