@@ -14,8 +14,40 @@ __rust_helper phys_addr_t rust_helper_virt_to_phys(volatile void *address)
 	return virt_to_phys(address);
 }
 
-
 __rust_helper void *rust_helper_phys_to_virt(phys_addr_t address)
 {
 	return phys_to_virt(address);
+}
+
+/*
+ * Page-table memory comes from the IOMMU core's page allocator, so that it
+ * is accounted as "iommu-pagetables" and can go on an iotlb_gather's
+ * freelist.  Its declarations live in a header private to drivers/iommu/.
+ */
+#include "../../drivers/iommu/iommu-pages.h"
+
+__rust_helper void *rust_helper_iommu_alloc_pages_sz(gfp_t gfp, size_t size)
+{
+	return iommu_alloc_pages_sz(gfp, size);
+}
+
+__rust_helper void rust_helper_iommu_free_pages(void *virt)
+{
+	iommu_free_pages(virt);
+}
+
+__rust_helper void rust_helper_iommu_pages_list_add(struct iommu_pages_list *list,
+						    void *virt)
+{
+	iommu_pages_list_add(list, virt);
+}
+
+__rust_helper bool rust_helper_iommu_pages_list_empty(struct iommu_pages_list *list)
+{
+	return iommu_pages_list_empty(list);
+}
+
+__rust_helper void rust_helper_iommu_put_pages_list(struct iommu_pages_list *list)
+{
+	iommu_put_pages_list(list);
 }

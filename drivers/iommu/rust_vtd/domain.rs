@@ -232,9 +232,16 @@ impl PagingOps for VtdDomain {
         pgcount: usize,
         gather: &mut IotlbGather<'_>,
     ) -> usize {
-        let n = self.pt.unmap(iova as u64, (pgsize * pgcount) as u64) as usize;
-        gather.add_range(iova, n);
-        n
+        let size = (pgsize * pgcount) as u64;
+        // Emptied tables are freed once `iotlb_sync` (or, in lazy mode,
+        // the core's flush queue) has flushed them from the caches. The
+        // invalidations never set IH, so that flush covers the
+        // paging-structure caches too.
+        let n = self
+            .pt
+            .unmap(iova as u64, size, &mut |t| gather.free_after_flush(t));
+        gather.add_range(iova, n as usize);
+        n as usize
     }
 
     fn iova_to_phys(&self, iova: usize) -> PhysAddr {

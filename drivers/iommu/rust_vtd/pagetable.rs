@@ -321,7 +321,13 @@ impl PageTable {
     /// Unmaps the pages that translate `size` bytes from `iova`, stopping
     /// at the first address that is not mapped. A page larger than asked
     /// for is unmapped whole. Returns the bytes unmapped.
-    pub(crate) fn unmap(&self, iova: u64, size: u64) -> u64 {
+    ///
+    /// Tables that cover only unmapped addresses are unlinked and passed
+    /// to `free`, which must keep them until the IOTLB and the
+    /// paging-structure caches are flushed (an IOTLB gather's freelist).
+    /// Only tables the range covers whole are removed: no concurrent map
+    /// or unmap of a disjoint range can be using them.
+    pub(crate) fn unmap(&self, iova: u64, size: u64, free: &mut impl FnMut(TablePage)) -> u64 {
         let mut done = 0;
         while done < size {
             let Some((table, i, l)) = self.find(iova + done) else {
@@ -336,7 +342,69 @@ impl PageTable {
             self.sync(table, i);
             done += ls;
         }
+        if done > 0 {
+            self.prune(&self.root, self.levels, 0, iova, iova + (done - 1), free);
+        }
         done
+    }
+
+    /// Unlinks the tables below `table`, a table at `level` whose first
+    /// IOVA is `base`, that lie inside `first..=last`, and passes them to
+    /// `free`. Every leaf in the range is already cleared.
+    fn prune(
+        &self,
+        table: &Table,
+        level: u32,
+        base: u64,
+        first: u64,
+        last: u64,
+        free: &mut impl FnMut(TablePage),
+    ) {
+        let ls = level_size(level);
+        let span_last = base + (ls * 512 - 1);
+        let lo = if first > base { index(first, level) } else { 0 };
+        let hi = if last < span_last {
+            index(last, level)
+        } else {
+            511
+        };
+        for i in lo..=hi {
+            let pte = table.read(i);
+            if !present(pte) || is_leaf(pte, level) {
+                continue;
+            }
+            let start = base + i as u64 * ls;
+            if start >= first && start + (ls - 1) <= last {
+                table.write(i, 0);
+                self.sync(table, i);
+                // SAFETY: By the type invariant the entry held a table of
+                // this page table, leaked when it was linked in. It is
+                // unlinked now and taken back only here: nothing else
+                // unmaps this range at the same time.
+                let child = unsafe { TablePage::from_phys(pte & PTE_ADDR) };
+                self.release(child, level - 1, free);
+            } else {
+                self.prune(self.child(pte), level - 1, start, first, last, free);
+            }
+        }
+    }
+
+    /// Passes `table`, an unlinked table at `level`, and the tables
+    /// below it to `free`.
+    fn release(&self, table: TablePage, level: u32, free: &mut impl FnMut(TablePage)) {
+        if level > 1 {
+            for i in 0..512 {
+                let pte = table.read(i);
+                if present(pte) && !is_leaf(pte, level) {
+                    // SAFETY: As in `prune`: a table of this page table
+                    // that only the unlinked `table` still points to.
+                    let child = unsafe { TablePage::from_phys(pte & PTE_ADDR) };
+                    self.release(child, level - 1, free);
+                }
+            }
+        }
+        self.tables.fetch_sub(1, Ordering::Relaxed);
+        free(table);
     }
 
     /// The physical address `iova` translates to, and the size of its page.
@@ -506,11 +574,11 @@ mod tests {
             pt.map(0x10_1000, 0x1000, 4096, 1, RW, GFP_KERNEL).1,
             Err(EEXIST)
         );
-        assert_eq!(pt.unmap(0x10_0000, 2 * 4096), 2 * 4096);
+        assert_eq!(pt.unmap(0x10_0000, 2 * 4096, &mut drop), 2 * 4096);
         assert_eq!(pt.translate(0x10_0000), None);
         assert_eq!(pt.translate(0x10_2000), Some((0x5000_2000, 4096)));
         // Unmapping stops at the first hole.
-        assert_eq!(pt.unmap(0x10_2000, 8 * 4096), 2 * 4096);
+        assert_eq!(pt.unmap(0x10_2000, 8 * 4096, &mut drop), 2 * 4096);
         Ok(())
     }
 
@@ -538,7 +606,7 @@ mod tests {
             &[(0x20_0000, 2), (0x40_0000, 2), (0x4000_0000, 3)]
         );
         // A 4 KiB unmap of a 2 MiB page unmaps the whole page.
-        assert_eq!(pt.unmap(0x20_0000, 4096), 2 << 20);
+        assert_eq!(pt.unmap(0x20_0000, 4096, &mut drop), 2 << 20);
         // Misaligned or out-of-range requests are refused.
         assert_eq!(pt.map(0x1000, 0, 2 << 20, 1, RW, GFP_KERNEL).1, Err(EINVAL));
         assert_eq!(pt.map(1 << 39, 0, 4096, 1, RW, GFP_KERNEL).1, Err(EINVAL));
@@ -605,14 +673,48 @@ mod tests {
     fn large_page_over_an_emptied_table() -> Result {
         let pt = PageTable::new(4, true, false)?;
         pt.map(0x60_0000, 0x1000, 4096, 1, RW, GFP_KERNEL).1?;
-        assert_eq!(pt.unmap(0x60_0000, 4096), 4096);
+        assert_eq!(pt.unmap(0x60_0000, 4096, &mut drop), 4096);
         // The level-1 table is still there; the 2 MiB request is mapped
         // with 4 KiB pages inside it, and translates the same.
         pt.map(0x60_0000, 0x120_0000, 2 << 20, 1, RW, GFP_KERNEL)
             .1?;
         assert_eq!(pt.translate(0x7f_f123), Some((0x13f_f123, 4096)));
-        assert_eq!(pt.unmap(0x60_0000, 2 << 20), 2 << 20);
+        let mut freed = 0;
+        assert_eq!(pt.unmap(0x60_0000, 2 << 20, &mut |_| freed += 1), 2 << 20);
         assert_eq!(pt.translate(0x60_0000), None);
+        // Now the range covered the table whole: it went to the freelist.
+        assert_eq!(freed, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn unmap_frees_only_tables_it_covers_whole() -> Result {
+        let pt = PageTable::new(4, true, false)?;
+        // 1 GiB from 1 GiB: the first 2 MiB in 4 KiB pages, the rest in
+        // 2 MiB pages. And one 4 KiB page at 2 GiB.
+        pt.map(0x4000_0000, 0x1_0000_0000, 4096, 512, RW, GFP_KERNEL)
+            .1?;
+        pt.map(0x4020_0000, 0x1_0020_0000, 2 << 20, 511, RW, GFP_KERNEL)
+            .1?;
+        pt.map(0x8000_0000, 0x1000, 4096, 1, RW, GFP_KERNEL).1?;
+        // Root, level 3, two level-2 and two level-1 tables.
+        assert_eq!(pt.table_count(), 6);
+        let mut freed = 0;
+        let mut free = |_| freed += 1;
+        // Each half of the first 2 MiB: neither call covers its level-1
+        // table whole, so the emptied table stays.
+        assert_eq!(pt.unmap(0x4000_0000, 1 << 20, &mut free), 1 << 20);
+        assert_eq!(pt.unmap(0x4010_0000, 1 << 20, &mut free), 1 << 20);
+        assert_eq!(pt.table_count(), 6);
+        // Mapped again, then all of 1 GiB..2 GiB in one call: the level-2
+        // table and the level-1 table below it go.
+        pt.map(0x4000_0000, 0x1_0000_0000, 4096, 512, RW, GFP_KERNEL)
+            .1?;
+        assert_eq!(pt.unmap(0x4000_0000, 1 << 30, &mut free), 1 << 30);
+        assert_eq!(pt.table_count(), 4);
+        assert_eq!(freed, 2);
+        // The neighbour is untouched.
+        assert_eq!(pt.translate(0x8000_0000), Some((0x1000, 4096)));
         Ok(())
     }
 }

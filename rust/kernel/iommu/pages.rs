@@ -2,17 +2,26 @@
 
 //! Memory for tables that IOMMU hardware reads: root, context and page tables.
 //!
-//! C header: [`include/linux/io.h`](srctree/include/linux/io.h)
+//! Table pages come from the IOMMU core's page allocator, which accounts them as
+//! "iommu-pagetables" (`SecPageTables` in `/proc/meminfo`) and lets a page table give removed
+//! tables to the core, to be freed only after the IOTLB flush (see
+//! [`IotlbGather::free_after_flush`](super::paging::IotlbGather::free_after_flush)).
+//!
+//! C header: [`drivers/iommu/iommu-pages.h`](srctree/drivers/iommu/iommu-pages.h)
 
 use crate::{
-    alloc::{flags::__GFP_ZERO, Flags},
+    alloc::Flags,
     bindings,
     io::PhysAddr,
+    page::PAGE_SIZE,
     prelude::*, //
 };
-use core::sync::atomic::{
-    AtomicU64,
-    Ordering, //
+use core::{
+    ptr::NonNull,
+    sync::atomic::{
+        AtomicU64,
+        Ordering, //
+    },
 };
 
 /// Number of 64-bit words in a table page.
@@ -30,8 +39,8 @@ impl Table {
     /// The table's physical address.
     pub fn phys(&self) -> PhysAddr {
         let p: *const Self = self;
-        // SAFETY: Tables only exist in `kmalloc()` memory (see [`TablePage`]), which is in the
-        // kernel's linear map, where `virt_to_phys()` is valid.
+        // SAFETY: Tables only exist in pages of the page allocator (see [`TablePage`]), which
+        // are in the kernel's linear map, where `virt_to_phys()` is valid.
         unsafe { bindings::virt_to_phys(p.cast_mut().cast()) }
     }
 
@@ -104,7 +113,17 @@ impl Table {
 /// drop(unsafe { TablePage::from_phys(phys) });
 /// # Ok::<(), Error>(())
 /// ```
-pub struct TablePage(KBox<Table>);
+///
+/// # Invariants
+///
+/// The pointer is a page from `iommu_alloc_pages_sz()` that this value owns.
+pub struct TablePage(NonNull<Table>);
+
+// SAFETY: A table page is plain memory with atomic words; it can be freed from any thread.
+unsafe impl Send for TablePage {}
+
+// SAFETY: All access to the words is atomic.
+unsafe impl Sync for TablePage {}
 
 impl TablePage {
     /// Allocates a zeroed table page.
@@ -115,19 +134,21 @@ impl TablePage {
     /// Allocates a zeroed table page with allocation flags `flags` (for example `GFP_ATOMIC`
     /// where the caller cannot sleep).
     pub fn new_with(flags: Flags) -> Result<Self> {
-        // `kmalloc()` of a power-of-two size is aligned to that size, which the allocator is
-        // asked for through `Table`'s alignment.
-        let page = KBox::<Table>::new_uninit(flags | __GFP_ZERO)?;
-        // SAFETY: The memory is zeroed, and all zeroes is a valid `[AtomicU64; _]`.
-        Ok(Self(unsafe { page.assume_init() }))
+        const _: () = assert!(core::mem::size_of::<Table>() == PAGE_SIZE);
+        // SAFETY: Plain page allocation; the page comes back zeroed (`__GFP_ZERO` is added by
+        // the allocator) and page-aligned.
+        let p = unsafe { bindings::iommu_alloc_pages_sz(flags.as_raw(), PAGE_SIZE) };
+        // INVARIANT: A non-null result is a page of ours; all zeroes is a valid
+        // `[AtomicU64; _]`.
+        Ok(Self(NonNull::new(p.cast()).ok_or(ENOMEM)?))
     }
 
     /// Gives up ownership and returns the page's physical address, for example to link it into
     /// a table tree that software walks by physical address. [`TablePage::from_phys`] takes it
     /// back; until then the page is leaked.
     pub fn into_phys(self) -> PhysAddr {
-        let phys = self.0.phys();
-        let _ = KBox::into_raw(self.0);
+        let phys = self.phys();
+        core::mem::forget(self);
         phys
     }
 
@@ -138,9 +159,26 @@ impl TablePage {
     /// `phys` must come from [`TablePage::into_phys`], be taken back only once, and no
     /// reference from [`Table::from_phys`] to it may be used afterwards.
     pub unsafe fn from_phys(phys: PhysAddr) -> Self {
-        // SAFETY: Per the safety requirements `phys` is the address of a leaked
-        // `KBox<Table>`, whose linear-map address `phys_to_virt()` returns.
-        Self(unsafe { KBox::from_raw(bindings::phys_to_virt(phys).cast::<Table>()) })
+        // SAFETY: Per the safety requirements `phys` is a page leaked by `into_phys()`, in the
+        // linear map, where `phys_to_virt()` gives its address.
+        let p = unsafe { bindings::phys_to_virt(phys) };
+        // INVARIANT: Ownership of the leaked page returns to the new value.
+        // SAFETY: A linear-map address is not null.
+        Self(unsafe { NonNull::new_unchecked(p.cast()) })
+    }
+
+    /// Gives up ownership and returns the page's virtual address, for the core's page lists.
+    pub(crate) fn into_virt(self) -> *mut crate::ffi::c_void {
+        let p = self.0.as_ptr().cast();
+        core::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for TablePage {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the page is ours and came from `iommu_alloc_pages_sz()`.
+        unsafe { bindings::iommu_free_pages(self.0.as_ptr().cast()) };
     }
 }
 
@@ -148,6 +186,7 @@ impl core::ops::Deref for TablePage {
     type Target = Table;
 
     fn deref(&self) -> &Table {
-        &self.0
+        // SAFETY: By the type invariant the page is live while `self` is.
+        unsafe { self.0.as_ref() }
     }
 }

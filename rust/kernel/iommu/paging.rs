@@ -16,6 +16,7 @@ use super::{
         device_data,
         Ops, //
     },
+    pages::TablePage,
 };
 use crate::{
     alloc::Flags,
@@ -132,6 +133,50 @@ impl IotlbGather<'_> {
         // SAFETY: By the type invariant the gather is valid.
         unsafe { self.0.as_ref() }.queued
     }
+
+    /// Frees `page`, a table an unmap has just unlinked, once no IOTLB or paging-structure
+    /// cache can refer to it any more: after [`PagingOps::iotlb_sync`] with this gather
+    /// returns, or, for a [queued](Self::queued) gather, after the core's next
+    /// [`PagingOps::flush_iotlb_all`].
+    pub fn free_after_flush(&mut self, page: TablePage) {
+        // SAFETY: By the type invariant the gather, and so its list, is valid and ours; the
+        // page came from the core's page allocator, as `iommu_pages_list_add()` requires, and
+        // the list owns it from now on.
+        unsafe { bindings::iommu_pages_list_add(&mut self.0.as_mut().freelist, page.into_virt()) };
+    }
+
+    /// Whether tables are waiting in the gather to be freed: the flush must then cover the
+    /// paging-structure caches too, not only the leaves.
+    pub fn frees_tables(&self) -> bool {
+        // SAFETY: By the type invariant the gather is valid; `iommu_pages_list_empty()` only
+        // reads the list.
+        !unsafe { bindings::iommu_pages_list_empty(&raw mut (*self.0.as_ptr()).freelist) }
+    }
+
+    /// Frees the tables waiting in the gather. Only after the flush!
+    fn release_tables(&mut self) {
+        // SAFETY: By the type invariant the gather is valid and ours. The pages on the list
+        // came from `free_after_flush`, whose caller has flushed; the list is reinitialised
+        // empty afterwards.
+        unsafe {
+            let list = &raw mut (*self.0.as_ptr()).freelist;
+            bindings::iommu_put_pages_list(list);
+            init_list_head(&raw mut (*list).pages);
+        }
+    }
+}
+
+/// Makes `head` an empty list (`INIT_LIST_HEAD()`).
+///
+/// # Safety
+///
+/// `head` must be valid for writes.
+unsafe fn init_list_head(head: *mut bindings::list_head) {
+    // SAFETY: Per the safety requirements `head` is valid for writes.
+    unsafe {
+        (*head).next = head;
+        (*head).prev = head;
+    }
 }
 
 /// A paging domain's operations, which the core calls on an allocated [`PagingDomain`].
@@ -181,7 +226,9 @@ pub trait PagingOps: Sized + Send + Sync + 'static {
     /// Invalidates every translation of the domain cached by the hardware.
     fn flush_iotlb_all(&self);
 
-    /// Invalidates the translations of the range `gather` holds.
+    /// Invalidates the translations of the range `gather` holds, and the paging-structure
+    /// caches as well if it [frees tables](IotlbGather::frees_tables). Those tables are freed
+    /// when this returns.
     fn iotlb_sync(&self, gather: &IotlbGather<'_>);
 
     /// Makes a range just mapped visible to hardware that caches non-present entries.
@@ -437,13 +484,17 @@ impl<T: PagingOps> PagingDomain<T> {
             }
             None => {
                 // No gather: flush before returning, as the caller expects.
-                // SAFETY: All-zeroes, then the empty range below, is an initialised gather.
+                // SAFETY: All-zeroes, then the empty range and the empty list below, is an
+                // initialised gather (`iommu_iotlb_gather_init()`).
                 let mut local: bindings::iommu_iotlb_gather = unsafe { core::mem::zeroed() };
                 local.start = usize::MAX;
+                // SAFETY: `local` is a live local that does not move from here on.
+                unsafe { init_list_head(&raw mut local.freelist.pages) };
                 // INVARIANT: `local` is valid and ours for the rest of the function.
                 let mut g = IotlbGather(NonNull::from(&mut local), PhantomData);
                 let n = this.inner.unmap_pages(iova, pgsize, pgcount, &mut g);
                 this.inner.iotlb_sync(&g);
+                g.release_tables();
                 n
             }
         }
@@ -479,8 +530,10 @@ impl<T: PagingOps> PagingDomain<T> {
         // SAFETY: The core only calls this table's entries for domains of this type.
         let this = unsafe { Self::from_raw(domain) };
         if let Some(g) = NonNull::new(gather) {
-            // INVARIANT: The core's gather is valid during the call.
-            this.inner.iotlb_sync(&IotlbGather(g, PhantomData));
+            // INVARIANT: The core's gather is valid and ours during the call.
+            let mut g = IotlbGather(g, PhantomData);
+            this.inner.iotlb_sync(&g);
+            g.release_tables();
         }
     }
 
