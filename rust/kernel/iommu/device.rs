@@ -96,9 +96,12 @@ impl<T: Attributes> Attribute<T> {
     pub const fn new(name: &'static CStr) -> Self {
         Self(
             bindings::device_attribute {
+                // With lockdep, the rest holds the lock class key: a null key makes sysfs
+                // use the attribute's own static `skey`, as for C attributes defined statically.
                 attr: bindings::attribute {
                     name: name.to_bytes_with_nul().as_ptr(),
                     mode: 0o444,
+                    ..pin_init::zeroed()
                 },
                 __bindgen_anon_1: bindings::device_attribute__bindgen_ty_1 {
                     show: Some(Self::show),
