@@ -67,7 +67,7 @@ log "$FLAVOUR kernel built in $((SECONDS - start)) s ($(grep -c '^  [A-Z]' "$B/b
 # Warnings (rustc, clippy) in our Rust files go to rust-warnings.log, which
 # `make check` reports; their objects are removed so that the next build
 # compiles, and lints, them again.
-ours='(rust/kernel/iommu|rust/kernel/acpi/|rust/kernel/platform/|rust/kernel/pci/topology|drivers/iommu/rust_vtd|samples/rust/rust_vtd)'
+ours='(rust/kernel/iommu|rust/kernel/acpi/|rust/kernel/platform/|rust/kernel/pci/topology|rust/kernel/scatterlist|drivers/iommu/rust_vtd|samples/rust/rust_edu)'
 awk -v re="^ *--> *(/[^ ]*/)?$ours" '
 	/^(warning|error)(\[[^]]*\])?:/ { blk = $0; keep = 0; inblk = 1; next }
 	inblk && $0 ~ re { keep = 1 }
