@@ -27,7 +27,7 @@ result() {
 
 # Kernel warnings, oopses and other splats since the ring buffer was cleared.
 splats() {
-	dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace|kernel BUG|UBSAN|refcount_t:|list_(add|del) corruption|kmemleak: [0-9]+ new suspected'
+	dmesg | grep -E 'WARNING:|BUG:|Oops|general protection|Call Trace|kernel BUG|UBSAN|refcount_t:|list_(add|del) corruption|kmemleak: [0-9]+ new suspected|DEBUG_LOCKS_WARN_ON|INFO: trying to register non-static key'
 }
 
 # Read a 32- or 64-bit register of the unit at $1.
