@@ -26,6 +26,9 @@ for c in "$TOP"/tools/testing/selftests/iommu/rust_vtd/*.c; do
 	clang -static -O2 -Wall -Werror -isystem "$B/hdr/include" -o "$ROOT/bin/$(basename "$c" .c)" "$c"
 done
 rm -f "$ROOT"/tests/*.c
+# tools/dma/dma_map_benchmark (CONFIG_DMA_MAP_BENCHMARK's user side).
+clang -static -O2 -Wall -D_GNU_SOURCE -isystem "$B/hdr/include" -o "$ROOT/bin/dma_map_benchmark" \
+	"$CACHE/src/linux/tools/dma/dma_map_benchmark.c"
 # Upstream selftests, unmodified, built static from the kernel source.
 ST=$CACHE/selftests-$FLAVOUR
 mkdir -p "$ST/vfio" "$ROOT/tests/upstream/vfio"

@@ -10,7 +10,7 @@ accel=$(pick_accel)
 acc=(-accel tcg,thread=multi -cpu max)
 [ "$accel" = kvm ] && acc=(-accel kvm -cpu host)
 iommu=$(iommu_opts "$mode")
-[ -f "$CACHE/disk0.img" ] || truncate -s 64M "$CACHE/disk0.img"
+truncate -s ">320M" "$CACHE/disk0.img"
 exec qemu-system-x86_64 -machine q35,kernel-irqchip=split "${acc[@]}" -smp 2 -m 2G \
 	-nographic -no-reboot -nodefaults -vga none -serial mon:stdio \
 	-kernel "$CACHE/build-$flavour/arch/x86/boot/bzImage" \

@@ -16,6 +16,14 @@
  *   large_mapping_translates a 4 MiB buffer mapped at a 2 MiB aligned IOVA
  *                            (2 MiB leaves where the unit has them) is read
  *                            back through the device at several offsets
+ *   unmap_frees_page_tables  64 MiB of a 1 GiB hugetlb page mapped at 4 GiB
+ *                            + 4 KiB (so in 4 KiB pages) takes 34 table
+ *                            pages (SecPageTables in /proc/meminfo): one
+ *                            level-2 table and 33 level-1 tables.  One
+ *                            contiguous range, so iommufd unmaps it in one
+ *                            call, which covers 31 of the level-1 tables
+ *                            whole: at most 3 tables may be left.  Needs a
+ *                            1 GiB hugepage (hugepagesz=1G hugepages=1).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -31,11 +39,17 @@
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
 
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
+
 #define EDU_BUF 0x40000
 #define IOVA_A 0x100000ULL
 #define IOVA_B 0x101000ULL
 #define IOVA_L 0x400000ULL
 #define LSIZE (4UL << 20)
+#define IOVA_T ((4ULL << 30) + 4096)
+#define TSIZE (64UL << 20)
 
 static int iommufd, devfd;
 static uint32_t devid;
@@ -51,6 +65,33 @@ static void check(int ok, const char *name, const char *why)
 		failures++;
 	}
 	fflush(stdout);
+}
+
+/*
+ * The IOMMU page-table memory in use, in KiB.  The counter is kept per CPU
+ * and folded into the total about every second: fold it now (stat_refresh,
+ * with CONFIG_PROC_SYSCTL), or wait for the periodic fold.
+ */
+static long pagetables_kb(void)
+{
+	char line[128];
+	long kb = -1;
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+	FILE *f;
+
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		sleep(3);
+	if (fd >= 0)
+		close(fd);
+	f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SecPageTables: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
 }
 
 static int edu_dma(uint64_t src, uint64_t dst, uint64_t len, int to_ram)
@@ -207,7 +248,8 @@ static void open_device(const char *bdf)
 
 int main(int argc, char **argv)
 {
-	unsigned char *a, *b, *c, *l, want[64];
+	unsigned char *a, *b, *c, *l, *t, want[64];
+	long before, mapped, after;
 	struct timespec pause = { 0, 150000000 };
 	int attempts, landed = 0, i, ok;
 	uint32_t ioas1, ioas2, hwpt1, hwpt2;
@@ -310,6 +352,27 @@ int main(int argc, char **argv)
 			}
 		}
 		check(ok, "large_mapping_translates", why);
+	}
+
+	/* Physically contiguous: iommufd cuts its unmaps where the PFNs are not. */
+	t = mmap(NULL, 1UL << 30, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (30 << MAP_HUGE_SHIFT), -1, 0);
+	before = pagetables_kb();
+	if (t == MAP_FAILED) {
+		check(0, "unmap_frees_page_tables", "no 1 GiB hugepage");
+	} else if (memset(t, 1, TSIZE), ioas_map(ioas2, t, TSIZE, IOVA_T)) {
+		check(0, "unmap_frees_page_tables", strerror(errno));
+	} else {
+		mapped = pagetables_kb();
+		if (ioas_unmap(ioas2, IOVA_T, TSIZE))
+			perror("IOMMU_IOAS_UNMAP");
+		after = pagetables_kb();
+		printf("# page tables: %ld KiB, %ld KiB with 64 MiB mapped, %ld KiB after the unmap\n",
+		       before, mapped, after);
+		snprintf(why, sizeof(why), "%ld KiB mapped, %ld KiB left", mapped - before,
+			 after - before);
+		check(before >= 0 && mapped - before >= 34 * 4 && after - before <= 3 * 4,
+		      "unmap_frees_page_tables", why);
 	}
 	return failures ? 1 : 0;
 }
