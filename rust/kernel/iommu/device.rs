@@ -98,6 +98,8 @@ impl<T: Attributes> Attribute<T> {
             bindings::device_attribute {
                 // With lockdep, the rest holds the lock class key: a null key makes sysfs
                 // use the attribute's own static `skey`, as for C attributes defined statically.
+                // Without lockdep there is no rest.
+                #[allow(clippy::needless_update)]
                 attr: bindings::attribute {
                     name: name.to_bytes_with_nul().as_ptr(),
                     mode: 0o444,

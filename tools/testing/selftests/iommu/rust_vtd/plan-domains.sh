@@ -303,8 +303,8 @@ result "virtio_net_ping_through_translated_dma_domain_$m" $?
 # stress: two threads mapping and unmapping at once, half the time 4 KiB
 # single mappings, half 4 MiB scatter-gather mappings of 1024 separate
 # pages (each unmap covers two level-1 tables, which go to the gather's
-# freelist).  60 s in legacy mode, 10 s in the others.  The kernel has
-# lockdep; check_no_splats at the end covers the run.
+# freelist).  60 s in legacy mode, 10 s in the others.  check_no_splats
+# at the end covers the run (and lockdep, in a kernel that has it).
 nic=$(for d in /sys/bus/pci/devices/*; do
 	[ "$(cat $d/vendor):$(cat $d/device)" = 0x8086:0x10d3 ] && echo ${d##*/}
 done | head -n1)

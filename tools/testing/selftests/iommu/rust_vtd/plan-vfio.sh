@@ -32,6 +32,10 @@ for t in vfio_pci_device_test vfio_pci_driver_test vfio_dma_mapping_test vfio_io
 	s=$(echo "$tot" | sed -n 's/.* skip:\([0-9]*\).*/\1/p')
 	diag "$t: pass ${p:-?} fail ${f:-?} skip ${s:-?} (exit $rc, $(($(date +%s) - start)) s)"
 	grep -E '^not ok|^ok .*# SKIP' /tmp/$t.out | head -n 12 | sed 's/^/#   /'
+	# The first failing case's own output, up to its verdict.
+	awk '/^#  RUN /{buf=""} {buf=buf $0 "\n"} /^not ok /{printf "%s", buf; exit}' /tmp/$t.out |
+		tail -n 25 | sed 's/^/#     /'
+	sed "s/^/[$t] /" /tmp/$t.out > /dev/console 2>/dev/null # whole output in the console log
 	[ "$rc" = 0 ] && [ "${f:-1}" = 0 ] && [ "${s:-1}" = 0 ] && [ "${p:-0}" -gt 0 ]
 	result "upstream_${t}_$m" $?
 	tp=$((tp + ${p:-0})) tf=$((tf + ${f:-0})) ts=$((ts + ${s:-0}))
