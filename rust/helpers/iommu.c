@@ -42,11 +42,6 @@ __rust_helper void rust_helper_iommu_pages_list_add(struct iommu_pages_list *lis
 	iommu_pages_list_add(list, virt);
 }
 
-__rust_helper bool rust_helper_iommu_pages_list_empty(struct iommu_pages_list *list)
-{
-	return iommu_pages_list_empty(list);
-}
-
 __rust_helper void rust_helper_iommu_put_pages_list(struct iommu_pages_list *list)
 {
 	iommu_put_pages_list(list);

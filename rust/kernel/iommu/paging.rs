@@ -145,14 +145,6 @@ impl IotlbGather<'_> {
         unsafe { bindings::iommu_pages_list_add(&mut self.0.as_mut().freelist, page.into_virt()) };
     }
 
-    /// Whether tables are waiting in the gather to be freed: the flush must then cover the
-    /// paging-structure caches too, not only the leaves.
-    pub fn frees_tables(&self) -> bool {
-        // SAFETY: By the type invariant the gather is valid; `iommu_pages_list_empty()` only
-        // reads the list.
-        !unsafe { bindings::iommu_pages_list_empty(&raw mut (*self.0.as_ptr()).freelist) }
-    }
-
     /// Frees the tables waiting in the gather. Only after the flush!
     fn release_tables(&mut self) {
         // SAFETY: By the type invariant the gather is valid and ours. The pages on the list
@@ -227,8 +219,8 @@ pub trait PagingOps: Sized + Send + Sync + 'static {
     fn flush_iotlb_all(&self);
 
     /// Invalidates the translations of the range `gather` holds, and the paging-structure
-    /// caches as well if it [frees tables](IotlbGather::frees_tables). Those tables are freed
-    /// when this returns.
+    /// caches as well if tables were [given to it](IotlbGather::free_after_flush). Those tables
+    /// are freed when this returns.
     fn iotlb_sync(&self, gather: &IotlbGather<'_>);
 
     /// Makes a range just mapped visible to hardware that caches non-present entries.
