@@ -2,8 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # kernel.sh FLAVOUR: (inside the sysroot) configure and build the kernel and
-# its modules for FLAVOUR (rust or baseline) in $CACHE/build-FLAVOUR, and
-# install the modules into $CACHE/build-FLAVOUR/staging.  Incremental.
+# its modules for FLAVOUR (rust, lockdep or baseline) in
+# $CACHE/build-FLAVOUR, and install the modules into
+# $CACHE/build-FLAVOUR/staging.  Incremental.
+#
+# The configuration is tinyconfig + common.config + FLAVOUR.config; a
+# fragment whose first line is "# base: OTHER" gets OTHER.config merged
+# before it (lockdep.config builds on rust.config).
 
 . "$(dirname "$0")/lib.sh"
 
@@ -14,15 +19,18 @@ CFGDIR=$TOP/tools/testing/rust_vtd/configs
 MAKE=(make -C "$SRC" O="$B" LLVM=1 -j"$JOBS")
 [ -f "$CFGDIR/$FLAVOUR.config" ] || die "no config fragment for $FLAVOUR"
 mkdir -p "$B"
+frags=("$CFGDIR/common.config")
+base=$(sed -n '1s/^# base: *//p' "$CFGDIR/$FLAVOUR.config")
+[ -z "$base" ] || frags+=("$CFGDIR/$base.config")
+frags+=("$CFGDIR/$FLAVOUR.config")
 
 # Configuration: tinyconfig + fragments, regenerated only when they change.
-cfgkey=$(cat "$CFGDIR/common.config" "$CFGDIR/$FLAVOUR.config" "$CACHE/src/state/kernelversion" \
+cfgkey=$(cat "${frags[@]}" "$CACHE/src/state/kernelversion" \
 	"$CACHE/src/state/patches" | sha256sum | cut -c1-16)
 if [ "$(cat "$B/.rust_vtd_cfgkey" 2>/dev/null)" != "$cfgkey" ] || [ ! -f "$B/.config" ]; then
-	log "configuring $FLAVOUR kernel (tinyconfig + common.config + $FLAVOUR.config)"
+	log "configuring $FLAVOUR kernel (tinyconfig + ${frags[*]##*/})"
 	"${MAKE[@]}" -s tinyconfig >/dev/null
-	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" \
-		"$CFGDIR/common.config" "$CFGDIR/$FLAVOUR.config" >/dev/null
+	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$B" "$B/.config" "${frags[@]}" >/dev/null
 	"${MAKE[@]}" -s olddefconfig >/dev/null
 	# Every option a fragment names must have the value it asks for.
 	bad=0
@@ -37,7 +45,7 @@ if [ "$(cat "$B/.rust_vtd_cfgkey" 2>/dev/null)" != "$cfgkey" ] || [ ! -f "$B/.co
 			echo "  $FLAVOUR config: wanted '$want', got '$have'" >&2
 			bad=1
 		fi
-	done < <(cat "$CFGDIR/common.config" "$CFGDIR/$FLAVOUR.config")
+	done < <(cat "${frags[@]}")
 	[ $bad = 0 ] || die "the $FLAVOUR configuration does not hold what the fragments ask for"
 	echo "$cfgkey" > "$B/.rust_vtd_cfgkey"
 fi

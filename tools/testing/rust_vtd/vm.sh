@@ -39,7 +39,10 @@ guest_devices() {
 	echo -device pcie-root-port,id=rp3,chassis=3,slot=3
 	echo -device igb,bus=rp3
 	echo -device pcie-root-port,id=rp4,chassis=4,slot=4
-	echo -device e1000e,bus=rp4
+	# e1000e gets a user network of its own, on another subnet, so that
+	# the guest routes each gateway through its own NIC.
+	echo -netdev user,id=net1,net=10.0.3.0/24
+	echo -device e1000e,bus=rp4,netdev=net1
 	echo -device edu,bus=pcie.0,addr=0x10
 	# A second edu behind a PCIe-to-PCI bridge: its DMA carries the
 	# bridge's requester ID (secondary bus, 00.0), a DMA alias.

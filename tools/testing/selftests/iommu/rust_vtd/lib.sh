@@ -127,6 +127,9 @@ check_units() {
 	result "decoded_features_match_qemu_options_$m" $badm
 }
 
+# group_type BDF: the type of the default domain of BDF's group.
+group_type() { cat /sys/bus/pci/devices/$1/iommu_group/type 2>/dev/null; }
+
 # Fails (and prints them) if the kernel has warned, oopsed or leaked.
 check_no_splats() {
 	s=$(splats)
