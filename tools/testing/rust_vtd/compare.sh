@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
-# compare.sh: (inside the sysroot) upstream VFIO selftests, unmodified, on
-# the rust kernel (rust_vtd) and on the baseline kernel (the C driver), in
-# the same VM with the same command line, and their results side by side.
+# compare.sh: (inside the sysroot) upstream VFIO and iommufd selftests,
+# unmodified, on the rust kernel (rust_vtd) and on the baseline kernel (the
+# C driver), in the same VM with the same command line, and their results
+# side by side.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vm.sh"
 mode=${IOMMU:-legacy}
@@ -11,10 +12,13 @@ for f in rust baseline; do
 	log "upstream VFIO selftests on the $f kernel, intel-iommu mode '$mode'"
 	RVTD_MEM=4G vm_boot "vfio-$f" "$f" "$mode" vfio 1500 "${VFIO_KARGS[@]}" \
 		> "$LOGDIR/vfio-$f.qemu.log" 2>&1 || true
+	log "upstream iommufd selftests on the $f kernel"
+	vm_boot "iommufd-$f" "$f" "$mode" iommufd 1200 > "$LOGDIR/iommufd-$f.qemu.log" 2>&1 || true
 done
 # The plan prints "# TEST: pass P fail F skip S (exit E, T s)" per test.
-field() { sed -n "s/^# $2: pass \([0-9?]*\) fail \([0-9?]*\) skip \([0-9?]*\) (exit [0-9]*, \([0-9]*\) s)$/\\$3/p" \
-	"$LOGDIR/vfio-$1.results.log" | tail -n1; }
+# (The guest's serial lines end in CR LF.)
+res() { tr -d '\r' < "$LOGDIR/$1.results.log"; }
+field() { res vfio-$1 | sed -n "s/^# $2: pass \([0-9?]*\) fail \([0-9?]*\) skip \([0-9?]*\) (exit [0-9]*, \([0-9]*\) s)$/\\$3/p" | tail -n1; }
 {
 	echo "Upstream VFIO selftests, intel-iommu mode '$mode', $(pick_accel), $(date -u +%F)"
 	echo
@@ -24,6 +28,19 @@ field() { sed -n "s/^# $2: pass \([0-9?]*\) fail \([0-9?]*\) skip \([0-9?]*\) (e
 		echo "| $t | $(field rust $t 1)/$(field rust $t 2)/$(field rust $t 3) | $(field rust $t 4) s" \
 			"| $(field baseline $t 1)/$(field baseline $t 2)/$(field baseline $t 3) | $(field baseline $t 4) s |"
 	done
+	# iommufd: rust_vtd's run with the driver loaded against the C driver's.
+	ifield() { res iommufd-$1 | sed -n "s/^# iommufd, $2: pass \([0-9?]*\) fail \([0-9?]*\) skip \([0-9?]*\) (exit [0-9]*, \([0-9]*\) s)$/\\1\/\\2\/\\3 | \\4 s/p" | tail -n1; }
+	echo "| iommufd (mock domain) | $(ifield rust with_rust_vtd) | $(ifield baseline with_c_driver) |"
+	echo
+	failed() { res iommufd-$1 | sed -n "s/^# iommufd failed ($2): //p" | sort; }
+	d=$(diff <(failed rust with_rust_vtd) <(failed baseline with_c_driver) | grep '^[<>]')
+	if [ -z "$d" ]; then
+		echo "iommufd: the same $(failed rust with_rust_vtd | wc -l) cases fail with either driver."
+	else
+		echo "iommufd cases that fail with only one driver (< rust_vtd, > C driver):"
+		echo
+		echo "$d" | sed 's/^/    /'
+	fi
 } > "$out"
 cat "$out"
-log "table: $out; logs: $LOGDIR/vfio-{rust,baseline}.*.log"
+log "table: $out; logs: $LOGDIR/{vfio,iommufd}-{rust,baseline}.*.log"
