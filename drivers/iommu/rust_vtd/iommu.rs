@@ -94,6 +94,29 @@ fn debugfs_for(
     .ok()
 }
 
+fn show_qi_stats(unit: &Arc<UnitState>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+    unit.show_qi_stats(f)
+}
+
+/// `/sys/kernel/debug/iommu/intel/<unit>/qi_stats`: the unit's
+/// invalidation queue counters (the C driver traces `qi_submit` instead).
+pub(crate) fn unit_debugfs(
+    unit: &Arc<UnitState>,
+    name: &CStr,
+) -> Option<Pin<KBox<Scope<Arc<UnitState>>>>> {
+    let intel = DEBUGFS
+        .lock()
+        .get_or_insert_with(|| debugfs_dir(c"intel"))
+        .clone();
+    KBox::pin_init(
+        intel.scope(unit.clone(), name, |u, dir| {
+            dir.read_callback_file(c"qi_stats", u, &show_qi_stats)
+        }),
+        GFP_KERNEL,
+    )
+    .ok()
+}
+
 /// The driver, for the IOMMU core.
 pub(crate) struct RustVtdIommu;
 

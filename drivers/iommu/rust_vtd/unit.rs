@@ -19,6 +19,7 @@ use crate::{
     },
     domain::pgsize_bitmap,
     iommu::{
+        unit_debugfs,
         RustVtdIommu,
         OPS,
         UNITS, //
@@ -55,6 +56,7 @@ use core::sync::atomic::{
 };
 use kernel::{
     acpi::table::Table,
+    debugfs::Scope,
     device::{
         Core,
         Device, //
@@ -259,6 +261,11 @@ pub(crate) struct UnitState {
     last_refill: Mutex<Instant<Monotonic>>,
     /// How many more polls come early, after faults were found.
     fast_polls: AtomicU32,
+    /// Invalidation queue submissions since bring-up (each one batch and
+    /// its wait descriptor), and the descriptors in them, waits not
+    /// counted: what the C driver's `qi_submit` tracepoint counts.
+    qi_submissions: AtomicU64,
+    qi_descriptors: AtomicU64,
 }
 
 impl_has_delayed_work! {
@@ -325,6 +332,8 @@ impl Attributes for UnitState {
 pub(crate) struct Unit {
     registration: Option<Registration<RustVtdIommu, UnitState>>,
     state: Arc<UnitState>,
+    /// Its debugfs directory (`qi_stats`), removed with it.
+    _debugfs: Option<Pin<KBox<Scope<Arc<UnitState>>>>>,
 }
 
 impl Drop for Unit {
@@ -625,6 +634,21 @@ impl UnitState {
         self.faults.load(Ordering::Relaxed)
     }
 
+    /// Writes the invalidation queue counters, as the unit's `qi_stats`
+    /// debugfs file shows them (`make bench` reads it).
+    pub(crate) fn show_qi_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        writeln!(
+            f,
+            "submissions: {}",
+            self.qi_submissions.load(Ordering::Relaxed)
+        )?;
+        writeln!(
+            f,
+            "descriptors: {}",
+            self.qi_descriptors.load(Ordering::Relaxed)
+        )
+    }
+
     /// Whether one of the unit's device scopes names the device whose
     /// path from the root bus is `chain` (bus, devfn of each hop, the
     /// device last): an endpoint scope naming it exactly, or a bridge scope
@@ -808,6 +832,8 @@ impl UnitState {
                 descs[n] = t.descriptor(dr, dw);
                 n += 1;
             }
+            self.qi_submissions.fetch_add(1, Ordering::Relaxed);
+            self.qi_descriptors.fetch_add(n as u64, Ordering::Relaxed);
             return self.with_regs(|io| queue.submit(io, self.index, &descs[..n]));
         }
         let iva_reg = self.ecap.iotlb_reg_offset();
@@ -1175,6 +1201,8 @@ impl Unit {
                 unlogged: AtomicU32::new(0),
                 last_refill <- new_mutex!(Instant::now()),
                 fast_polls: AtomicU32::new(0),
+                qi_submissions: AtomicU64::new(0),
+                qi_descriptors: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )?;
@@ -1209,9 +1237,11 @@ impl Unit {
                     return Err(e);
                 }
             };
+        let debugfs = unit_debugfs(&state, &name);
         let unit = Unit {
             registration: Some(registration),
             state,
+            _debugfs: debugfs,
         };
         // From here on `unit`'s drop stops the poll.
         unit.state.clone().poll_faults_later();
