@@ -25,7 +25,7 @@ for c in "$TOP"/tools/testing/selftests/iommu/rust_vtd/*.c; do
 	[ -e "$c" ] || continue
 	clang -static -O2 -Wall -Werror -isystem "$B/hdr/include" -o "$ROOT/bin/$(basename "$c" .c)" "$c"
 done
-rm -f "$ROOT"/tests/*.c
+rm -f "$ROOT"/tests/*.[ch]
 # tools/dma/dma_map_benchmark (CONFIG_DMA_MAP_BENCHMARK's user side).
 clang -static -O2 -Wall -D_GNU_SOURCE -isystem "$B/hdr/include" -o "$ROOT/bin/dma_map_benchmark" \
 	"$CACHE/src/linux/tools/dma/dma_map_benchmark.c"

@@ -25,19 +25,10 @@
  *                            whole: at most 3 tables may be left.  Needs a
  *                            1 GiB hugepage (hugepagesz=1G hugepages=1).
  */
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
-#include <linux/iommufd.h>
-#include <linux/vfio.h>
+
+#include "iommufd_util.h"
 
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
@@ -51,8 +42,6 @@
 #define IOVA_T ((4ULL << 30) + 4096)
 #define TSIZE (64UL << 20)
 
-static int iommufd, devfd;
-static uint32_t devid;
 static volatile uint64_t *bar;
 static int failures;
 
@@ -65,33 +54,6 @@ static void check(int ok, const char *name, const char *why)
 		failures++;
 	}
 	fflush(stdout);
-}
-
-/*
- * The IOMMU page-table memory in use, in KiB.  The counter is kept per CPU
- * and folded into the total about every second: fold it now (stat_refresh,
- * with CONFIG_PROC_SYSCTL), or wait for the periodic fold.
- */
-static long pagetables_kb(void)
-{
-	char line[128];
-	long kb = -1;
-	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
-	FILE *f;
-
-	if (fd < 0 || write(fd, "1", 1) != 1)
-		sleep(3);
-	if (fd >= 0)
-		close(fd);
-	f = fopen("/proc/meminfo", "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "SecPageTables: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
 }
 
 static int edu_dma(uint64_t src, uint64_t dst, uint64_t len, int to_ram)
@@ -111,63 +73,6 @@ static int edu_dma(uint64_t src, uint64_t dst, uint64_t len, int to_ram)
 	return -1;
 }
 
-static uint32_t ioas_alloc(void)
-{
-	struct iommu_ioas_alloc a = { .size = sizeof(a) };
-
-	if (ioctl(iommufd, IOMMU_IOAS_ALLOC, &a)) {
-		perror("IOMMU_IOAS_ALLOC");
-		exit(1);
-	}
-	return a.out_ioas_id;
-}
-
-static int ioas_map(uint32_t ioas, void *va, uint64_t len, uint64_t iova)
-{
-	struct iommu_ioas_map m = {
-		.size = sizeof(m),
-		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
-			 IOMMU_IOAS_MAP_WRITEABLE,
-		.ioas_id = ioas,
-		.user_va = (uintptr_t)va,
-		.length = len,
-		.iova = iova,
-	};
-
-	return ioctl(iommufd, IOMMU_IOAS_MAP, &m);
-}
-
-static int ioas_unmap(uint32_t ioas, uint64_t iova, uint64_t len)
-{
-	struct iommu_ioas_unmap u = {
-		.size = sizeof(u), .ioas_id = ioas, .iova = iova, .length = len,
-	};
-
-	return ioctl(iommufd, IOMMU_IOAS_UNMAP, &u);
-}
-
-static uint32_t hwpt_alloc(uint32_t ioas)
-{
-	struct iommu_hwpt_alloc h = {
-		.size = sizeof(h), .dev_id = devid, .pt_id = ioas,
-	};
-
-	if (ioctl(iommufd, IOMMU_HWPT_ALLOC, &h)) {
-		perror("IOMMU_HWPT_ALLOC");
-		exit(1);
-	}
-	return h.out_hwpt_id;
-}
-
-static int attach(uint32_t pt)
-{
-	struct vfio_device_attach_iommufd_pt at = {
-		.argsz = sizeof(at), .pt_id = pt,
-	};
-
-	return ioctl(devfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
-}
-
 static void *buffer(size_t len, int fill)
 {
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -181,46 +86,14 @@ static void *buffer(size_t len, int fill)
 	return p;
 }
 
+/* Binds BDF, maps BAR0 and turns bus mastering on. */
 static void open_device(const char *bdf)
 {
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
 	struct vfio_region_info reg = { .argsz = sizeof(reg) };
-	char path[256], dev[300];
-	struct dirent *d;
 	uint16_t cmd;
-	DIR *dir;
 	void *m;
 
-	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
-	dir = opendir(path);
-	if (!dir) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	devfd = -1;
-	while ((d = readdir(dir)))
-		if (!strncmp(d->d_name, "vfio", 4)) {
-			snprintf(dev, sizeof(dev), "/dev/vfio/devices/%s", d->d_name);
-			devfd = open(dev, O_RDWR);
-			break;
-		}
-	closedir(dir);
-	if (devfd < 0) {
-		fprintf(stderr, "cannot open the vfio cdev of %s\n", bdf);
-		exit(1);
-	}
-	iommufd = open("/dev/iommu", O_RDWR);
-	if (iommufd < 0) {
-		perror("/dev/iommu");
-		exit(1);
-	}
-	bind.iommufd = iommufd;
-	if (ioctl(devfd, VFIO_DEVICE_BIND_IOMMUFD, &bind)) {
-		perror("VFIO_DEVICE_BIND_IOMMUFD");
-		exit(1);
-	}
-	devid = bind.out_devid;
-
+	vfio_cdev_bind(bdf);
 	reg.index = VFIO_PCI_BAR0_REGION_INDEX;
 	if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &reg)) {
 		perror("VFIO_DEVICE_GET_REGION_INFO");
