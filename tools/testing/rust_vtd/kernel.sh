@@ -58,9 +58,10 @@ start=$SECONDS
 set +e
 "${MAKE[@]}" CLIPPY=1 bzImage modules > "$B/build.log" 2>&1 &
 pid=$!
+# (A progress line every 30 s; an up-to-date build returns at once.)
 while kill -0 $pid 2>/dev/null; do
-	sleep 30
-	kill -0 $pid 2>/dev/null &&
+	sleep 1
+	[ $(((SECONDS - start) % 30)) = 0 ] && kill -0 $pid 2>/dev/null &&
 		log "  ... $((SECONDS - start)) s, $(grep -c '^  [A-Z]' "$B/build.log") build steps so far"
 done
 wait $pid
