@@ -10,7 +10,7 @@
 
 RVTD := tools/testing/rust_vtd/rvtd
 
-.PHONY: run check shell kernel baseline vfio-compare image clean distclean help
+.PHONY: run check shell kernel baseline vfio-compare bench image clean distclean help
 
 run:		## build everything, boot, load rust_vtd, show what it found
 	@$(RVTD) run
@@ -27,8 +27,11 @@ kernel:		## build the rust kernel and modules only
 baseline:	## build the baseline kernel (the C VT-d driver) and its image
 	@$(RVTD) kernel baseline && $(RVTD) image baseline
 
-vfio-compare:	## upstream VFIO selftests on rust_vtd and on the C driver, side by side
+vfio-compare:	## upstream VFIO and iommufd selftests on rust_vtd and on the C driver
 	@$(RVTD) vfio-compare
+
+bench:		## rust_vtd against the C driver, same VM, alternating (BENCH_REPS=5)
+	@$(RVTD) bench
 
 clean:		## remove test logs
 	rm -rf logs

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""bench_report.py OUTDIR [key=value ...]: make bench's report.
+
+Reads OUTDIR/results.tsv (driver, round, name, value; driver "rust" is
+rust_vtd, "baseline" the C driver) and writes OUTDIR/results.md, one
+Markdown table per scenario with each driver's median and spread (min-max)
+and the Rust/C ratio of the medians, and OUTDIR/ratios.png, the latency and
+throughput ratios.  The key=value arguments go into the header.
+"""
+
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+# Within this much of 1.0 a ratio is reported as the same: TCG's run-to-run
+# noise is of this order (see the spreads).
+SAME = 0.05
+
+SCENARIOS = [
+    ("dmamap_", "dma_map_benchmark (e1000e): average latency per map / unmap, µs"),
+    ("block_", "Block I/O: sequential 256 MiB O_DIRECT read (virtio-blk), MB/s"),
+    ("iommufd_", "iommufd: IOMMU_IOAS_MAP / IOMMU_IOAS_UNMAP through a VFIO cdev (igb)"),
+    ("qi_", "Invalidation cost: queue submissions and descriptors (waits not counted)"),
+    ("pagetable_", "Page-table memory for 1 GiB mapped at IOVA 4 GiB, KiB"),
+]
+
+# The fewest table pages that can map 1 GiB at a 1 GiB aligned IOVA in a
+# fresh 4-level domain (the top level exists already): one level-3 and one
+# level-2 table, plus 512 level-1 tables for 4 KiB leaves.
+MINIMUM_KIB = {"pagetable_kib_4k": (1 + 1 + 512) * 4, "pagetable_kib_2m": (1 + 1) * 4}
+
+
+def higher_is_better(name):
+    return "_gibps" in name or "_mbps" in name
+
+
+def fmt(v):
+    if v == 0:
+        return "0"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+def verdict(name, ratio):
+    if ratio is None:
+        return ""
+    if abs(ratio - 1) <= SAME:
+        return "same"
+    better = ratio > 1 if higher_is_better(name) else ratio < 1
+    return "**better**" if better else "**worse**"
+
+
+def main():
+    out = Path(sys.argv[1])
+    meta = dict(a.split("=", 1) for a in sys.argv[2:])
+    data = defaultdict(lambda: defaultdict(list))
+    for line in (out / "results.tsv").read_text().splitlines():
+        drv, _rnd, name, val = line.split("\t")
+        try:
+            data[name][drv].append(float(val))
+        except ValueError:
+            pass
+
+    rows = {}
+    for name, by in data.items():
+        r, c = by.get("rust", []), by.get("baseline", [])
+        mr = statistics.median(r) if r else None
+        mc = statistics.median(c) if c else None
+        ratio = mr / mc if mr is not None and mc else None
+        rows[name] = (r, c, mr, mc, ratio)
+
+    md = ["# make bench: rust_vtd against the C driver", ""]
+    for k in ("date", "commit", "qemu", "kernel", "accel", "host", "rounds"):
+        if k in meta:
+            md.append(f"- {k}: {meta[k]}")
+    md += [
+        "",
+        "Each figure is the median over the rounds, with the spread (min-max)",
+        "in brackets. Ratio is rust_vtd / C driver: for latencies, counts and",
+        "memory lower is better, for throughput (MB/s, GiB/s) higher. Within",
+        f"{SAME:.0%} of 1 the drivers are reported the same. Under TCG only",
+        "the ratios mean anything (Documentation/iommu/rust_vtd-bench.rst).",
+    ]
+    for prefix, title in SCENARIOS:
+        names = sorted(n for n in rows if n.startswith(prefix))
+        if not names:
+            continue
+        md += ["", f"## {title}", ""]
+        extra = prefix == "pagetable_"
+        head = "| | rust_vtd | C driver | Rust/C | |" + (" minimum |" if extra else "")
+        md += [head, "|---" * (5 + extra) + "|"]
+        for n in names:
+            r, c, mr, mc, ratio = rows[n]
+
+            def cell(v, m):
+                if m is None:
+                    return "-"
+                return f"{fmt(m)} ({fmt(min(v))}-{fmt(max(v))})"
+
+            line = (f"| {n} | {cell(r, mr)} | {cell(c, mc)} | "
+                    f"{'-' if ratio is None else f'{ratio:.2f}'} | {verdict(n, ratio)} |")
+            if extra:
+                line += f" {MINIMUM_KIB.get(n, '-')} |"
+            md.append(line)
+    (out / "results.md").write_text("\n".join(md) + "\n")
+    plot(out, rows, meta)
+
+
+def plot(out, rows, meta):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bench_report: no matplotlib, no plot", file=sys.stderr)
+        return
+    lat = sorted(n for n in rows if "_us" in n and rows[n][4])
+    thr = sorted(n for n in rows if higher_is_better(n) and rows[n][4])
+    fig, axes = plt.subplots(1, 2, figsize=(13, max(4, 0.32 * max(len(lat), len(thr)) + 1.5)))
+    for ax, names, title in (
+        (axes[0], lat, "latency, Rust/C (< 1: rust_vtd faster)"),
+        (axes[1], thr, "throughput, Rust/C (> 1: rust_vtd faster)"),
+    ):
+        ratios = [rows[n][4] for n in names]
+        good = [(r < 1) if not higher_is_better(n) else (r > 1) for n, r in zip(names, ratios)]
+        colours = ["grey" if abs(r - 1) <= SAME else ("tab:green" if g else "tab:red")
+                   for r, g in zip(ratios, good)]
+        # Bars from 1 to the ratio, on a log scale: as far left for
+        # "twice as fast" as right for "half as fast".
+        ax.barh(range(len(names)), [r - 1 for r in ratios], left=1, color=colours)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(f"rust_vtd vs the C VT-d driver, {meta.get('accel', '?')}, "
+                 f"{meta.get('date', '')}, {meta.get('commit', '')}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "ratios.png", dpi=90)
+
+
+if __name__ == "__main__":
+    main()
