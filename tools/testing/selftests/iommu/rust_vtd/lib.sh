@@ -127,6 +127,14 @@ check_units() {
 	result "decoded_features_match_qemu_options_$m" $badm
 }
 
+# pci_devices VENDOR:DEVICE: the PCI devices with that ID (0x8086:0x10d3).
+pci_devices() {
+	local d
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat $d/vendor):$(cat $d/device)" = $1 ] && echo ${d##*/}
+	done
+}
+
 # group_type BDF: the type of the default domain of BDF's group.
 group_type() { cat /sys/bus/pci/devices/$1/iommu_group/type 2>/dev/null; }
 

@@ -46,9 +46,7 @@ diag "driver: $driver, kernel $(uname -r)"
 # lazy (DMA-FQ) and strict (DMA) domains, 1 and 2 threads, granules of 1,
 # 16 and 256 pages.  Latencies in microseconds, as the tool prints them
 # (it measures in units of 100 ns).
-nic=$(for d in /sys/bus/pci/devices/*; do
-	[ "$(cat $d/vendor):$(cat $d/device)" = 0x8086:0x10d3 ] && echo ${d##*/}
-done | head -n1)
+nic=$(pci_devices 0x8086:0x10d3 | head -n1)
 fail=0
 for type in DMA-FQ DMA; do
 	s=lazy
@@ -126,9 +124,7 @@ result "bench_block_read_$m" $fail
 # and in 2 MiB hugepages, through a VFIO cdev (igb), 3 times each; the
 # page tables the first mapping took; 4 KiB single maps and unmaps; queue
 # submissions and descriptors for each.
-igb=$(for d in /sys/bus/pci/devices/*; do
-	[ "$(cat $d/vendor):$(cat $d/device)" = 0x8086:0x10c9 ] && echo ${d##*/}
-done | head -n1)
+igb=$(pci_devices 0x8086:0x10c9 | head -n1)
 echo vfio-pci > /sys/bus/pci/devices/$igb/driver_override
 echo $igb > /sys/bus/pci/drivers_probe
 ulimit -l unlimited

@@ -136,9 +136,7 @@ result "identity_domain_dma_lands_$m" $?
 # entries are written for that alias too: identity DMA lands, and DMA on
 # its (empty) DMA domain faults with the alias as source.
 save=$EDU
-EDU=$(for d in /sys/bus/pci/devices/*; do
-	[ "$(cat $d/vendor):$(cat $d/device)" = 0x1234:0x11e8 ] && [ ${d##*/} != $save ] && echo ${d##*/}
-done | head -n1)
+EDU=$(pci_devices 0x1234:0x11e8 | grep -v "^$save$" | head -n1)
 g=$(readlink -f /sys/bus/pci/devices/$EDU/iommu_group)
 alias=$(dmesg | sed -n "s/.*rust_vtd: ${EDU}: DMA also as [0-9]* requester ID(s), first \([0-9a-f]*\)/\1/p" | tail -n1)
 diag "bridged edu $EDU, group ${g##*/} ($(ls $g/devices | tr '\n' ' ')), alias ${alias:-none}"
@@ -304,9 +302,7 @@ result "virtio_net_ping_through_translated_dma_domain_$m" $?
 # through rust_vtd's page tables.  It has a user network of its own
 # (10.0.3.0/24); 50 pings of 1400 bytes reach that gateway and come back
 # intact, and no DMA fault is reported.
-nic=$(for d in /sys/bus/pci/devices/*; do
-	[ "$(cat $d/vendor):$(cat $d/device)" = 0x8086:0x10d3 ] && echo ${d##*/}
-done | head -n1)
+nic=$(pci_devices 0x8086:0x10d3 | head -n1)
 f0=$(faults_reported)
 modprobe e1000e 2>/dev/null
 i=0
@@ -370,9 +366,7 @@ echo > /sys/bus/pci/devices/$nic/driver_override
 # strict translated domain, the bridged one on its translated domain,
 # whose DMA carries the bridge's alias.  No fault may be reported.
 sample=$(ls /lib/modules/*/kernel/samples/rust/rust_edu.ko 2>/dev/null)
-edus=$(for d in /sys/bus/pci/devices/*; do
-	[ "$(cat $d/vendor):$(cat $d/device)" = 0x1234:0x11e8 ] && echo ${d##*/}
-done)
+edus=$(pci_devices 0x1234:0x11e8)
 echo DMA > $(readlink -f /sys/bus/pci/devices/$EDU/iommu_group)/type
 # (The kernel log may wrap by now: count faults after a marker.)
 echo "rvtd-test: rust_edu sample" > /dev/kmsg

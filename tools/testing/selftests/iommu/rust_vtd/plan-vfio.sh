@@ -11,9 +11,7 @@ if [ -n "$KO" ]; then
 	insmod $KO
 	result "insmod_succeeds_$m" $?
 fi
-igb=$(for d in /sys/bus/pci/devices/*; do
-	[ "$(cat $d/vendor):$(cat $d/device)" = 0x8086:0x10c9 ] && echo ${d##*/}
-done | head -n1)
+igb=$(pci_devices 0x8086:0x10c9 | head -n1)
 echo vfio-pci > /sys/bus/pci/devices/$igb/driver_override
 echo $igb > /sys/bus/pci/drivers_probe
 # The hugetlb variants need pages reserved: 2 MiB and 1 GiB ones, on the
