@@ -93,7 +93,7 @@ done
 boot idtable legacy idtable 600 'memmap=1M$0x7000000'
 # Upstream VFIO selftests with igb (make vfio-compare runs them on the C
 # driver too).
-RVTD_MEM=6G boot vfio legacy vfio 1500 "${VFIO_KARGS[@]}"
+RVTD_MEM=4G boot vfio legacy vfio 1500 "${VFIO_KARGS[@]}"
 # Upstream iommufd selftests (mock domain) with rust_vtd loaded.
 boot iommufd legacy iommufd 1200
 # RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that

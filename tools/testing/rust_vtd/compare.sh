@@ -10,7 +10,7 @@ mode=${IOMMU:-legacy}
 out=$LOGDIR/vfio-compare.md
 for f in rust baseline; do
 	log "upstream VFIO selftests on the $f kernel, intel-iommu mode '$mode'"
-	RVTD_MEM=6G vm_boot "vfio-$f" "$f" "$mode" vfio 1500 "${VFIO_KARGS[@]}" \
+	RVTD_MEM=4G vm_boot "vfio-$f" "$f" "$mode" vfio 1500 "${VFIO_KARGS[@]}" \
 		> "$LOGDIR/vfio-$f.qemu.log" 2>&1 || true
 	log "upstream iommufd selftests on the $f kernel"
 	vm_boot "iommufd-$f" "$f" "$mode" iommufd 1200 > "$LOGDIR/iommufd-$f.qemu.log" 2>&1 || true

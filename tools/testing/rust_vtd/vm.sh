@@ -81,8 +81,7 @@ pick_accel() {
 
 # The kernel arguments of the VFIO selftest VMs: interrupts cannot be
 # isolated without interrupt remapping, and the hugetlb variants need
-# hugepages reserved at boot (a 6 GiB VM: with 4 GiB the kernel found
-# only one 1 GiB page at boot in some runs).  Two 1 GiB
+# hugepages reserved at boot (4 GiB of memory for them).  Two 1 GiB
 # pages: one run failed every case after the first iommufd 1 GiB variant
 # with a single page reserved (two other runs passed).
 VFIO_KARGS=(iommufd.allow_unsafe_interrupts=1 vfio_iommu_type1.allow_unsafe_interrupts=1
