@@ -29,18 +29,22 @@ field() { res vfio-$1 | sed -n "s/^# $2: pass \([0-9?]*\) fail \([0-9?]*\) skip 
 			"| $(field baseline $t 1)/$(field baseline $t 2)/$(field baseline $t 3) | $(field baseline $t 4) s |"
 	done
 	# iommufd: rust_vtd's run with the driver loaded against the C driver's.
-	ifield() { res iommufd-$1 | sed -n "s/^# iommufd, $2: pass \([0-9?]*\) fail \([0-9?]*\) skip \([0-9?]*\) (exit [0-9]*, \([0-9]*\) s)$/\\1\/\\2\/\\3 | \\4 s/p" | tail -n1; }
-	echo "| iommufd (mock domain) | $(ifield rust with_rust_vtd) | $(ifield baseline with_c_driver) |"
-	echo
-	failed() { res iommufd-$1 | sed -n "s/^# iommufd failed ($2): //p" | sort; }
-	d=$(diff <(failed rust with_rust_vtd) <(failed baseline with_c_driver) | grep '^[<>]' || true)
-	if [ -z "$d" ]; then
-		echo "iommufd: the same $(failed rust with_rust_vtd | wc -l) cases fail with either driver."
-	else
-		echo "iommufd cases that fail with only one driver (< rust_vtd, > C driver):"
+	ifield() { res iommufd-$1 | sed -n "s/^# $3, $2: pass \([0-9?]*\) fail \([0-9?]*\) skip \([0-9?]*\) (exit [0-9]*, \([0-9]*\) s)$/\\1\/\\2\/\\3 | \\4 s/p" | tail -n1; }
+	for t in iommufd iommufd_fail_nth; do
+		echo "| $t (mock domain) | $(ifield rust with_rust_vtd $t) | $(ifield baseline with_c_driver $t) |"
+	done
+	failed() { res iommufd-$1 | sed -n "s/^# $3 failed ($2): //p" | sort; }
+	for t in iommufd iommufd_fail_nth; do
 		echo
-		echo "$d" | sed 's/^/    /'
-	fi
+		d=$(diff <(failed rust with_rust_vtd $t) <(failed baseline with_c_driver $t) | grep '^[<>]' || true)
+		if [ -z "$d" ]; then
+			echo "$t: the same $(failed rust with_rust_vtd $t | wc -l) cases fail with either driver."
+		else
+			echo "$t cases that fail with only one driver (< rust_vtd, > C driver):"
+			echo
+			echo "$d" | sed 's/^/    /'
+		fi
+	done
 } > "$out"
 cat "$out"
 log "table: $out; logs: $LOGDIR/{vfio,iommufd}-{rust,baseline}.*.log"
