@@ -18,8 +18,8 @@ run:		## build everything, boot, load rust_vtd, show what it found
 check:		## build everything and run all tests (TAP, "N passed, N failed")
 	@$(RVTD) check
 
-shell:		## boot the guest with a shell on this terminal (IOMMU=<mode>)
-	@$(RVTD) shell
+shell:		## boot the guest with a shell (IOMMU=<mode>, KARGS=<kernel args>)
+	@$(RVTD) shell rust $(KARGS)
 
 kernel:		## build the rust kernel and modules only
 	@$(RVTD) kernel rust
