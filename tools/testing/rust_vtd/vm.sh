@@ -81,9 +81,7 @@ pick_accel() {
 
 # The kernel arguments of the VFIO selftest VMs: interrupts cannot be
 # isolated without interrupt remapping, and the hugetlb variants need
-# hugepages reserved at boot (4 GiB of memory for them).  Two 1 GiB
-# pages: one run failed every case after the first iommufd 1 GiB variant
-# with a single page reserved (two other runs passed).
+# hugepages reserved at boot (4 GiB of memory for them).
 VFIO_KARGS=(iommufd.allow_unsafe_interrupts=1 vfio_iommu_type1.allow_unsafe_interrupts=1
 	hugepagesz=1G hugepages=2 hugepagesz=2M hugepages=64)
 
