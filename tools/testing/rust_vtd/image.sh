@@ -37,6 +37,13 @@ make -s -C "$CACHE/src/linux/tools/testing/selftests/vfio" LLVM=1 OUTPUT="$ST/vf
 for t in vfio_pci_device_test vfio_pci_driver_test vfio_dma_mapping_test vfio_iommufd_setup_test; do
 	cp "$ST/vfio/$t" "$ROOT/tests/upstream/vfio/"
 done
+# Our tests that drive a device through upstream's VFIO selftest library.
+for c in "$TOP"/tools/testing/selftests/iommu/rust_vtd/vfio/*.c; do
+	clang -static -O2 -Wall -Werror -isystem "$B/hdr/include" \
+		-I"$CACHE/src/linux/tools/testing/selftests/vfio/lib/include" \
+		-I"$CACHE/src/linux/tools/include" -o "$ROOT/bin/$(basename "$c" .c)" \
+		"$c" $(find "$ST/vfio/libvfio" -name '*.o' | sort) -luuid -pthread
+done
 mkdir -p "$ST/iommu" "$ROOT/tests/upstream/iommu"
 make -s -C "$CACHE/src/linux/tools/testing/selftests/iommu" LLVM=1 OUTPUT="$ST/iommu" \
 	KHDR_INCLUDES="-isystem $B/hdr/include" LDFLAGS="-static -pthread" >/dev/null
