@@ -96,17 +96,27 @@ static inline int ioas_unmap(uint32_t ioas, uint64_t iova, uint64_t len)
 	return ioctl(iommufd, IOMMU_IOAS_UNMAP, &u);
 }
 
-static inline uint32_t hwpt_alloc(uint32_t ioas)
+/* Allocates a paging HWPT for the bound device over IOAS, into *id. */
+static inline int __hwpt_alloc(uint32_t ioas, uint32_t *id)
 {
 	struct iommu_hwpt_alloc h = {
 		.size = sizeof(h), .dev_id = devid, .pt_id = ioas,
 	};
+	int ret = ioctl(iommufd, IOMMU_HWPT_ALLOC, &h);
 
-	if (ioctl(iommufd, IOMMU_HWPT_ALLOC, &h)) {
+	*id = h.out_hwpt_id;
+	return ret;
+}
+
+static inline uint32_t hwpt_alloc(uint32_t ioas)
+{
+	uint32_t id;
+
+	if (__hwpt_alloc(ioas, &id)) {
 		perror("IOMMU_HWPT_ALLOC");
 		exit(1);
 	}
-	return h.out_hwpt_id;
+	return id;
 }
 
 /* Attaches the bound device to PT (an IOAS or a HWPT). */
@@ -117,6 +127,14 @@ static inline int attach(uint32_t pt)
 	};
 
 	return ioctl(devfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &at);
+}
+
+/* Detaches the bound device (it is left with the blocking domain). */
+static inline int detach(void)
+{
+	struct vfio_device_detach_iommufd_pt d = { .argsz = sizeof(d) };
+
+	return ioctl(devfd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &d);
 }
 
 /*

@@ -213,6 +213,24 @@ faults_reported() {
 		END { print n + 0 }'
 }
 
+# fault_overflows: how often rust_vtd has found its fault records overflowed.
+fault_overflows() { dmesg | grep -c 'fault recording overflowed'; }
+
+# faults_since BEFORE COUNT: how many faults have been reported since
+# faults_reported printed BEFORE, after waiting (up to 3 s) for COUNT of
+# them: those not logged are counted at the driver's next regular poll.
+faults_since() {
+	local i=0
+	while [ $(($(faults_reported) - $1)) -lt $2 ] && [ $i -lt 30 ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+	echo $(($(faults_reported) - $1))
+}
+
+# The IOMMU page-table memory in use (SecPageTables), in KiB.
+sec_pagetables_kb() { awk '/^SecPageTables:/ { print $2 }' /proc/meminfo; }
+
 # wait_fault_reason SOURCE REASON COUNT: wait (up to 3 s) for more than COUNT.
 wait_fault_reason() {
 	local n=0

@@ -191,7 +191,7 @@ wait $hold 2>/dev/null
 # replacing the domain, a mapping large enough for 2 MiB pages, and the
 # tables of a 64 MiB mapping freed by its unmap.
 before=$(faults_reported)
-lost0=$(dmesg | grep -c 'fault recording overflowed')
+lost0=$(fault_overflows)
 dids0=$(cat /sys/class/iommu/dmar0/intel-iommu/domains_used)
 # 1000 attempts in legacy mode, 100 in the others (about 0.1 s each).
 attempts=100
@@ -204,11 +204,8 @@ for t in translated_dma_lands unmapped_dma_never_lands hwpt_replace_retargets la
 	result "iommufd_${t}_$m" $?
 	grep "^not ok $t" /tmp/iommufd.out | sed 's/^/# /'
 done
-# Faults that were not logged are counted at the driver's next regular poll.
-i=0
-while [ $(($(faults_reported) - before)) -lt $attempts ] && [ $i -lt 30 ]; do usleep 100000; i=$((i + 1)); done
-n=$(($(faults_reported) - before))
-lost=$(($(dmesg | grep -c 'fault recording overflowed') - lost0))
+n=$(faults_since $before $attempts)
+lost=$(($(fault_overflows) - lost0))
 diag "unmapped IOVA: $attempts attempts, $n faults reported, $lost overflows"
 dmesg | grep 'rust_vtd: dmar0: DMA write fault: source 00:10.0 address 0x101000' | tail -n 1 | sed 's/^/# /'
 [ $n -ge $attempts ] && [ $lost = 0 ]
@@ -348,14 +345,14 @@ result "dma_map_benchmark_runs_${strictness}_$m" $fail
 half=5
 [ $RVTD_MODE = legacy ] && half=30
 sleep 3
-pt0=$(awk '/SecPageTables/ { print $2 }' /proc/meminfo)
+pt0=$(sec_pagetables_kb)
 dma_map_benchmark -t 2 -s $half -g 1 > /tmp/stress 2>&1 &&
 	dma_map_benchmark -t 2 -s $half -m 1 -g 1024 >> /tmp/stress 2>&1
 st=$?
 diag "stress: $(grep -o 'average [a-z]* latency(us):[0-9.]*' /tmp/stress | tr '\n' ' ')"
 [ $st = 0 ] || sed 's/^/# /' /tmp/stress
 sleep 3 # (the counter is folded from per-CPU deltas about every second)
-diag "page tables: $pt0 KiB before the stress, $(awk '/SecPageTables/ { print $2 }' /proc/meminfo) KiB after"
+diag "page tables: $pt0 KiB before the stress, $(sec_pagetables_kb) KiB after"
 result "dma_map_stress_2_threads_$((half * 2))s_${strictness}_$m" $st
 echo $nic > /sys/bus/pci/drivers/dma_map_benchmark/unbind
 echo > /sys/bus/pci/devices/$nic/driver_override

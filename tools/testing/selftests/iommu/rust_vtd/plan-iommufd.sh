@@ -115,7 +115,7 @@ echo 1 > /sys/module/iommufd/parameters/allow_unsafe_interrupts
 igb=$(pci_devices 0x8086:0x10c9 | head -n1)
 echo vfio-pci > /sys/bus/pci/devices/$igb/driver_override
 echo $igb > /sys/bus/pci/drivers_probe
-pt0=$(sed -n 's/^SecPageTables: *\([0-9]*\) kB/\1/p' /proc/meminfo)
+pt0=$(sec_pagetables_kb)
 start=$(date +%s)
 vtd_fail_nth $igb > /tmp/vtd_fail_nth 2>&1
 rc=$?
@@ -129,7 +129,7 @@ for a in $FAULTS; do
 	printf '0x%x\n' -1 > /sys/kernel/debug/$a/require-end
 done
 echo 1 > /proc/sys/vm/stat_refresh 2>/dev/null || sleep 3
-pt1=$(sed -n 's/^SecPageTables: *\([0-9]*\) kB/\1/p' /proc/meminfo)
+pt1=$(sec_pagetables_kb)
 diag "IOMMU page tables: $pt0 KiB before, $pt1 KiB after"
 [ -n "$pt0" ] && [ "$pt0" = "$pt1" ]
 result "rust_vtd_allocation_failures_leave_no_page_tables_$m" $?

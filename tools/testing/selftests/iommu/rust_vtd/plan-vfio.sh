@@ -46,14 +46,12 @@ diag "upstream VFIO selftests (${flavour:-baseline}): $tp pass, $tf fail, $ts sk
 # faults of a requester with one pending, and rust_vtd polls for them).
 # None may land, and each must be reported.
 f0=$(faults_reported)
-lost0=$(dmesg | grep -c 'fault recording overflowed')
+lost0=$(fault_overflows)
 start=$(date +%s)
 igb_unmapped_dma $igb 1000 20 > /tmp/igb_unmapped_dma 2>&1
 rc=$?
-i=0
-while [ $(($(faults_reported) - f0)) -lt 1000 ] && [ $i -lt 30 ]; do usleep 100000; i=$((i + 1)); done
-n=$(($(faults_reported) - f0))
-lost=$(($(dmesg | grep -c 'fault recording overflowed') - lost0))
+n=$(faults_since $f0 1000)
+lost=$(($(fault_overflows) - lost0))
 diag "igb_unmapped_dma: exit $rc, $(($(date +%s) - start)) s: $(grep '^IGB' /tmp/igb_unmapped_dma); faults reported by rust_vtd: $n, overflows: $lost"
 grep -v '^IGB' /tmp/igb_unmapped_dma | head -8 | sed 's/^/#   /'
 dmesg | grep "rust_vtd: dmar[0-9]*: DMA write fault: source ${igb#0000:}" | tail -n 1 | sed 's/^/# /'

@@ -102,24 +102,6 @@ static int nth_fired(void)
 	return atoi(s) == 0;
 }
 
-static int hwpt_alloc_raw(uint32_t ioas, uint32_t *id)
-{
-	struct iommu_hwpt_alloc h = {
-		.size = sizeof(h), .dev_id = devid, .pt_id = ioas,
-	};
-	int ret = ioctl(iommufd, IOMMU_HWPT_ALLOC, &h);
-
-	*id = h.out_hwpt_id;
-	return ret;
-}
-
-static int detach(void)
-{
-	struct vfio_device_detach_iommufd_pt d = { .argsz = sizeof(d) };
-
-	return ioctl(devfd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &d);
-}
-
 /*
  * One round with the n-th driver allocation failing (n = 0: none).
  * Returns the step that failed (0: none), its errno in *err, and in *bad
@@ -144,7 +126,7 @@ static int round_with(unsigned int n, int *err, int *bad)
 	while (!ret && ++step < 10) {
 		switch (step) {
 		case 1:
-			ret = hwpt_alloc_raw(ioas, &hwpt1);
+			ret = __hwpt_alloc(ioas, &hwpt1);
 			break;
 		case 2:
 			ret = attach(hwpt1);
@@ -160,7 +142,7 @@ static int round_with(unsigned int n, int *err, int *bad)
 			want_large = 2;
 			break;
 		case 5:
-			ret = hwpt_alloc_raw(ioas, &hwpt2);
+			ret = __hwpt_alloc(ioas, &hwpt2);
 			break;
 		case 6:
 			ret = attach(hwpt2);
