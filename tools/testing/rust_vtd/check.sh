@@ -29,7 +29,7 @@ tap() { # status name
 }
 
 echo "TAP version 13"
-echo "# accelerator: $(pick_accel); logs in $LOGDIR"
+echo "# accelerator: $(pick_accel); logs in $LOGDIR; FULL=${FULL:-0}"
 
 # Lint: rustfmt on our Rust files; rustc and clippy warnings as collected
 # by the CLIPPY=1 kernel build (kernel.sh).
@@ -49,27 +49,54 @@ else
 	tap 0 rustc_clippy_warnings_none
 fi
 
+# What a guest's console must never show: an oops, a BUG (KASAN and
+# sleeping-in-atomic reports included), a WARNING (lockdep's reports
+# included), a kmemleak report.  Scanned on the host over the whole log,
+# from boot to power-off, so that nothing printed after a plan's own last
+# check, or by a plan that died, escapes.
+SPLAT_RE='WARNING:|BUG:|Oops|general protection|Call Trace|kernel BUG|UBSAN|KASAN|refcount_t:|list_(add|del) corruption|kmemleak: [0-9]+ new suspected|DEBUG_LOCKS_WARN_ON|INFO: trying to register non-static key|Kernel panic'
+
 # [FLAVOUR=lockdep] boot NAME MODE PLAN TIMEOUT [kernel args] [-- qemu args]
 # ONLY=REGEX (for development) boots only the VMs whose name matches.
+# Besides the plan's own tests, every VM gets two: it reported exactly as
+# many results as its plan declared, and its console is clean.
 boot() {
 	local name=$1 mode=$2 plan=$3 tmo=$4
 	shift 4
 	[ -z "${ONLY:-}" ] || [[ $name =~ ^($ONLY)$ ]] || return 0
 	local start=$SECONDS
-	local rc=0
-	vm_boot "$name" "${FLAVOUR:-rust}" "$mode" "$plan" "$tmo" "$@" > "$LOGDIR/$name.qemu.log" 2>&1 || rc=$?
-	local res=$LOGDIR/$name.results.log
+	local rc=0 declared="" got=0
+	# An oops panics the guest (and so ends the VM at once): the shell
+	# that runs the plan would be dead anyway.
+	vm_boot "$name" "${FLAVOUR:-rust}" "$mode" "$plan" "$tmo" oops=panic "$@" \
+		> "$LOGDIR/$name.qemu.log" 2>&1 || rc=$?
+	local res=$LOGDIR/$name.results.log con=$LOGDIR/$name.console.log
 	while IFS= read -r line; do
 		case $line in
-		"ok "*) tap 0 "$(echo "$line" | sed -E 's/^ok [0-9]+ (- )?//')" ;;
-		"not ok "*) tap 1 "$(echo "$line" | sed -E 's/^not ok [0-9]+ (- )?//')" ;;
+		"ok "*) got=$((got + 1)); tap 0 "$(echo "$line" | sed -E 's/^ok [0-9]+ (- )?//')" ;;
+		"not ok "*) got=$((got + 1)); tap 1 "$(echo "$line" | sed -E 's/^not ok [0-9]+ (- )?//')" ;;
+		1..*) declared=${line#1..} ;;
 		"#"*) echo "$line" ;;
 		esac
 	done < <(tr -d '\r' < "$res" 2>/dev/null)
-	if ! grep -q "plan $plan finished" "$res" 2>/dev/null; then
+	local finished=0
+	grep -q "plan $plan finished" "$res" 2>/dev/null && finished=1
+	if [ $finished = 0 ]; then
 		echo "# VM '$name' did not finish (qemu exit $rc); console tail:"
-		tail -n 30 "$LOGDIR/$name.console.log" 2>/dev/null | sed 's/^/#   /'
-		tap 1 "vm_${name}_completed"
+		tail -n 30 "$con" 2>/dev/null | sed 's/^/#   /'
+	fi
+	echo "# VM '$name': plan declared ${declared:-no} tests, $got reported, finished: $finished"
+	[ -n "$declared" ] && [ "$got" = "$declared" ] && [ $finished = 1 ]
+	tap $? "vm_${name}_ran_all_planned_tests"
+	local splats
+	splats=$(tr -d '\r' < "$con" 2>/dev/null | grep -aE "$SPLAT_RE" | head -n 20 || true)
+	if [ -n "$splats" ] || [ ! -s "$con" ]; then
+		echo "# VM '$name': console log $([ -s "$con" ] || echo 'missing or empty')"
+		echo "$splats" | sed 's/^/#   /'
+		tr -d '\r' < "$con" 2>/dev/null | grep -aE -B5 -A25 "$SPLAT_RE" | head -n 60 | sed 's/^/#   /' || true
+		tap 1 "vm_${name}_console_clean"
+	else
+		tap 0 "vm_${name}_console_clean"
 	fi
 	echo "# VM '$name': $((SECONDS - start)) s"
 }
@@ -87,6 +114,12 @@ RVTD_MEM=4G boot domains-sm sm domains 900 "${dom[@]}"
 # takes, through every path the plan drives, the 60 s two-thread stress
 # included.  Its tests carry a _lockdep suffix.
 FLAVOUR=lockdep RVTD_MEM=4G boot domains-lockdep legacy domains 1500 "${dom[@]}"
+# FULL=1: runs too long for the CI budget.  The domains plan once more,
+# on the kernel with KASAN and sleeping-in-atomic checks
+# (configs/kasan.config); its tests carry a _kasan suffix.
+if [ "${FULL:-}" = 1 ]; then
+	FLAVOUR=kasan RVTD_MEM=4G boot domains-kasan legacy domains 3600 "${dom[@]}" kasan_multi_shot
+fi
 for mode in aw39 sm sm-fsts cm devtlb; do
 	boot "caps-$mode" "$mode" caps 300
 done

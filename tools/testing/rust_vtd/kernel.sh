@@ -50,9 +50,21 @@ if [ "$(cat "$B/.rust_vtd_cfgkey" 2>/dev/null)" != "$cfgkey" ] || [ ! -f "$B/.co
 	echo "$cfgkey" > "$B/.rust_vtd_cfgkey"
 fi
 
-# Build.  CLIPPY=1 lints every Rust object as it is compiled; warnings in
-# our files fail the build (and the object is removed so that it is
-# rebuilt, and linted, next time).
+# Build.  CLIPPY=1 lints every Rust object as it is compiled.  The warnings
+# in our files are kept per crate object in $B/lint/ (see below), so that a
+# cached build, which compiles nothing, still reports the last lint of
+# every object it claims to cover; an object with no lint record yet is
+# removed first, so that this build compiles, and lints, it.
+LINTED=(rust/kernel.o drivers/iommu/rust_vtd/rust_vtd.o samples/rust/rust_edu.o)
+declare -A LINT_SRC=(
+	[rust/kernel.o]='rust/kernel/(iommu|acpi/|platform/|pci/topology|scatterlist|seq_file)'
+	[drivers/iommu/rust_vtd/rust_vtd.o]='drivers/iommu/rust_vtd/'
+	[samples/rust/rust_edu.o]='samples/rust/rust_edu'
+)
+mkdir -p "$B/lint"
+for o in "${LINTED[@]}"; do
+	[ -f "$B/lint/${o//\//_}.log" ] || rm -f "$B/$o"
+done
 log "building the $FLAVOUR kernel and modules in $B (log: $B/build.log)"
 start=$SECONDS
 set +e
@@ -73,20 +85,31 @@ if [ $rc != 0 ]; then
 fi
 log "$FLAVOUR kernel built in $((SECONDS - start)) s ($(grep -c '^  [A-Z]' "$B/build.log") steps)"
 
-# Warnings (rustc, clippy) in our Rust files go to rust-warnings.log, which
-# `make check` reports; their objects are removed so that the next build
-# compiles, and lints, them again.
-ours='(rust/kernel/iommu|rust/kernel/acpi/|rust/kernel/platform/|rust/kernel/pci/topology|rust/kernel/scatterlist|drivers/iommu/rust_vtd|samples/rust/rust_edu)'
-awk -v re="^ *--> *(/[^ ]*/)?$ours" '
-	/^(warning|error)(\[[^]]*\])?:/ { blk = $0; keep = 0; inblk = 1; next }
-	inblk && $0 ~ re { keep = 1 }
-	inblk { blk = blk "\n" $0 }
-	inblk && /^$/ { if (keep && blk !~ /warnings? emitted/) print blk; inblk = 0 }
-' "$B/build.log" > "$B/rust-warnings.log"
+# Warnings (rustc, clippy) in our Rust files: each crate object compiled
+# by this build gets its record replaced with the warnings in its sources;
+# the others keep theirs (their sources did not change).  rust-warnings.log,
+# which `make check` reports, is all the records together.
+for o in "${LINTED[@]}"; do
+	grep -qE "^  (CLIPPY|RUSTC)( L| \[M\])? +$o\$" "$B/build.log" || continue
+	awk -v re="^ *--> *(/[^ ]*/)?${LINT_SRC[$o]}" '
+		/^(warning|error)(\[[^]]*\])?:/ { blk = $0; keep = 0; inblk = 1; next }
+		inblk && $0 ~ re { keep = 1 }
+		inblk { blk = blk "\n" $0 }
+		inblk && /^$/ { if (keep && blk !~ /warnings? emitted/) print blk; inblk = 0 }
+	' "$B/build.log" > "$B/lint/${o//\//_}.log"
+	log "  linted $o: $(grep -cE '^(warning|error)' "$B/lint/${o//\//_}.log") warning(s)"
+done
+: > "$B/rust-warnings.log"
+for o in "${LINTED[@]}"; do
+	if [ -f "$B/lint/${o//\//_}.log" ]; then
+		cat "$B/lint/${o//\//_}.log" >> "$B/rust-warnings.log"
+	else
+		echo "warning: $o was never linted (no record in $B/lint)" >> "$B/rust-warnings.log"
+	fi
+done
 if [ -s "$B/rust-warnings.log" ]; then
 	log "Rust warnings in rust_vtd code (see $B/rust-warnings.log):"
 	head -40 "$B/rust-warnings.log" >&2
-	rm -f "$B"/rust/kernel.o "$B"/drivers/iommu/rust_vtd/*.o
 fi
 
 rm -rf "$B/staging"

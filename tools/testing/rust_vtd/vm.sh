@@ -32,7 +32,9 @@ guest_devices() {
 	local ats=disable-legacy=on,iommu_platform=on,ats=on
 	echo -device pcie-root-port,id=rp1,chassis=1,slot=1
 	echo -device virtio-blk-pci,bus=rp1,drive=disk0,$ats
-	echo -drive if=none,id=disk0,format=raw,file="$CACHE/disk0.img"
+	# snapshot=on: writes go to a temporary overlay, so no two VMs (a
+	# make shell left open included) ever share a writable image.
+	echo -drive if=none,id=disk0,format=raw,file="$CACHE/disk0.img",snapshot=on
 	echo -device pcie-root-port,id=rp2,chassis=2,slot=2
 	echo -netdev user,id=net0
 	echo -device virtio-net-pci,bus=rp2,netdev=net0,$ats
