@@ -62,6 +62,11 @@ impl Table {
             .map(|_| ())
     }
 
+    /// Sets `bits` in word `index`, atomically with respect to other writers.
+    pub fn set_bits(&self, index: usize, bits: u64) {
+        self.0[index].fetch_or(bits, Ordering::AcqRel);
+    }
+
     /// Writes back `count` words from `index` from the CPU caches to memory, for hardware that
     /// does not snoop them (VT-d: ECAP.C clear).
     pub fn flush(&self, index: usize, count: usize) {
@@ -74,6 +79,12 @@ impl Table {
                 (count * core::mem::size_of::<u64>()) as u32,
             )
         };
+    }
+
+    /// Writes the whole table back from the CPU caches to memory: a new table, before it is
+    /// linked where hardware that does not snoop them can reach it.
+    pub fn flush_all(&self) {
+        self.flush(0, TABLE_WORDS)
     }
 
     /// The table at physical address `phys`.

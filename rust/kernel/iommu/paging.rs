@@ -19,7 +19,10 @@ use super::{
     pages::TablePage,
 };
 use crate::{
-    alloc::Flags,
+    alloc::{
+        flags::GFP_KERNEL_ACCOUNT,
+        Flags, //
+    },
     bindings,
     device::Device,
     io::PhysAddr,
@@ -86,13 +89,22 @@ impl Prot {
 
 /// The allocation flags the core passes with a map request, as [`Flags`].
 ///
-/// The core only passes `GFP_KERNEL` (sleeping allowed) or `GFP_ATOMIC`; anything that may not
-/// block is treated as `GFP_ATOMIC`.
+/// The core passes `GFP_KERNEL` (sleeping allowed) or `GFP_ATOMIC`, the former with
+/// `__GFP_ACCOUNT` where the tables are charged to the caller's memory cgroup (iommufd maps with
+/// `GFP_KERNEL_ACCOUNT`). Anything that may not block is treated as `GFP_ATOMIC`; accounting is
+/// kept either way.
 fn gfp_from_raw(raw: bindings::gfp_t) -> Flags {
-    if raw & (1 << bindings::___GFP_DIRECT_RECLAIM_BIT) != 0 {
+    // `__GFP_ACCOUNT`, the one bit `GFP_KERNEL_ACCOUNT` adds.
+    let account = GFP_KERNEL_ACCOUNT & !GFP_KERNEL;
+    let base = if raw & (1 << bindings::___GFP_DIRECT_RECLAIM_BIT) != 0 {
         GFP_KERNEL
     } else {
         GFP_ATOMIC
+    };
+    if raw & account.as_raw() != 0 {
+        base | account
+    } else {
+        base
     }
 }
 
@@ -145,6 +157,24 @@ impl IotlbGather<'_> {
         unsafe { bindings::iommu_pages_list_add(&mut self.0.as_mut().freelist, page.into_virt()) };
     }
 
+    /// Keeps the tables waiting in the gather for good: their flush was not confirmed, so the
+    /// hardware may still walk them. Returns how many there were.
+    fn leak_tables(&mut self) -> usize {
+        // SAFETY: By the type invariant the gather is valid and ours. The pages stay
+        // allocated, referenced by no list; the list is reinitialised empty.
+        unsafe {
+            let list = &raw mut (*self.0.as_ptr()).freelist.pages;
+            let mut n = 0;
+            let mut p = (*list).next;
+            while p != list {
+                n += 1;
+                p = (*p).next;
+            }
+            init_list_head(list);
+            n
+        }
+    }
+
     /// Frees the tables waiting in the gather. Only after the flush!
     fn release_tables(&mut self) {
         // SAFETY: By the type invariant the gather is valid and ours. The pages on the list
@@ -178,6 +208,10 @@ unsafe fn init_list_head(head: *mut bindings::list_head) {
 pub trait PagingOps: Sized + Send + Sync + 'static {
     /// The driver these domains belong to.
     type Iommu: Ops;
+
+    /// This type's operations table: a `static` of the driver's, made by
+    /// [`DomainOps::new`].
+    const OPS: &'static DomainOps<Self>;
 
     /// Attaches `dev`, described by `data`, to `domain`, replacing `old` (`None` on its first
     /// attach).
@@ -220,11 +254,38 @@ pub trait PagingOps: Sized + Send + Sync + 'static {
 
     /// Invalidates the translations of the range `gather` holds, and the paging-structure
     /// caches as well if tables were [given to it](IotlbGather::free_after_flush). Those tables
-    /// are freed when this returns.
-    fn iotlb_sync(&self, gather: &IotlbGather<'_>);
+    /// are freed when this returns `Ok`. On error the invalidation is taken not to have
+    /// happened: the tables are kept (leaked, with a warning, and counted through
+    /// [`PagingOps::tables_kept`]), since the hardware may still walk them.
+    fn iotlb_sync(&self, gather: &IotlbGather<'_>) -> Result;
+
+    /// Called with the number of tables kept because [`PagingOps::iotlb_sync`] failed.
+    fn tables_kept(&self, _count: usize) {}
 
     /// Makes a range just mapped visible to hardware that caches non-present entries.
     fn iotlb_sync_map(&self, iova: usize, size: usize) -> Result;
+}
+
+/// The operations table of the paging domains of type `T`, which the core calls.
+///
+/// A driver declares one `static` per domain type and names it in [`PagingOps::OPS`]: the
+/// static's address identifies the type's domains ([`PagingDomain::from_ref`]); the address of a
+/// `const` would not, as each use of a constant may have an address of its own.
+pub struct DomainOps<T: PagingOps>(bindings::iommu_domain_ops, PhantomData<T>);
+
+// SAFETY: The table only holds function pointers and is never written.
+unsafe impl<T: PagingOps> Sync for DomainOps<T> {}
+
+impl<T: PagingOps> DomainOps<T> {
+    /// The table that calls into `T`.
+    #[expect(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self(PagingDomain::<T>::OPS, PhantomData)
+    }
+
+    fn as_raw(&'static self) -> *const bindings::iommu_domain_ops {
+        &self.0
+    }
 }
 
 /// Addresses a paging domain can translate.
@@ -332,7 +393,6 @@ impl<T: PagingOps> PagingDomain<T> {
         // SAFETY: All-zeroes is a valid `iommu_domain_ops`: every other entry is NULL.
         ..unsafe { core::mem::zeroed() }
     };
-    const OPS_REF: &'static bindings::iommu_domain_ops = &Self::OPS;
 
     /// Makes a domain around `inner` that maps the page sizes in `pgsize_bitmap` within
     /// `geometry` (DMA outside it is blocked).
@@ -345,7 +405,7 @@ impl<T: PagingOps> PagingDomain<T> {
             try_pin_init!(Self {
                 domain: Opaque::new(bindings::iommu_domain {
                     type_: bindings::IOMMU_DOMAIN_UNMANAGED,
-                    ops: Self::OPS_REF,
+                    ops: T::OPS.as_raw(),
                     pgsize_bitmap,
                     geometry: bindings::iommu_domain_geometry {
                         aperture_start: geometry.aperture_start,
@@ -386,9 +446,10 @@ impl<T: PagingOps> PagingDomain<T> {
         let raw = domain.as_raw();
         // SAFETY: `raw` is a valid domain for `'a`.
         let ops = unsafe { (*raw).ops };
-        // SAFETY: A domain whose ops are this type's table is the first field of a
-        // `PagingDomain<T>` (type invariant), valid for as long as the domain is.
-        core::ptr::eq(ops, Self::OPS_REF).then(|| unsafe { Self::from_raw(raw) })
+        // SAFETY: A domain whose ops are this type's table, a static with an address of its own,
+        // is the first field of a `PagingDomain<T>` (type invariant), valid for as long as the
+        // domain is.
+        core::ptr::eq(ops, T::OPS.as_raw()).then(|| unsafe { Self::from_raw(raw) })
     }
 
     /// # Safety
@@ -485,8 +546,7 @@ impl<T: PagingOps> PagingDomain<T> {
                 // INVARIANT: `local` is valid and ours for the rest of the function.
                 let mut g = IotlbGather(NonNull::from(&mut local), PhantomData);
                 let n = this.inner.unmap_pages(iova, pgsize, pgcount, &mut g);
-                this.inner.iotlb_sync(&g);
-                g.release_tables();
+                this.sync_and_release(&mut g);
                 n
             }
         }
@@ -524,8 +584,25 @@ impl<T: PagingOps> PagingDomain<T> {
         if let Some(g) = NonNull::new(gather) {
             // INVARIANT: The core's gather is valid and ours during the call.
             let mut g = IotlbGather(g, PhantomData);
-            this.inner.iotlb_sync(&g);
-            g.release_tables();
+            this.sync_and_release(&mut g);
+        }
+    }
+
+    /// Flushes what `g` gathered, then frees its tables, or keeps them if the flush failed.
+    fn sync_and_release(&self, g: &mut IotlbGather<'_>) {
+        match self.inner.iotlb_sync(g) {
+            Ok(()) => g.release_tables(),
+            Err(e) => {
+                let n = g.leak_tables();
+                if n > 0 {
+                    pr_warn!(
+                        "IOTLB flush not confirmed ({:?}): {} page-table page(s) kept, never freed\n",
+                        e,
+                        n
+                    );
+                    self.inner.tables_kept(n);
+                }
+            }
         }
     }
 
