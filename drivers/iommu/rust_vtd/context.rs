@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Legacy-mode root and context entries (VT-d specification, 9.1 and 9.3).
+//! Legacy-mode root and context tables (VT-d specification, 9.1 and 9.3).
 //!
 //! The root table has one 128-bit entry per bus, pointing to that bus's
 //! context table; a context table has one 128-bit entry per device and
 //! function. Entries are kept as two 64-bit words, low word first.
+//! [`ContextTables`] is a unit's set of them; the unit invalidates what the
+//! hardware caches around its changes.
 
-use kernel::prelude::*;
+use kernel::{
+    iommu::pages::TablePage,
+    prelude::*, //
+};
 
 /// Context entry translation types (TT).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -71,6 +76,106 @@ pub(crate) fn source_id(bus: u8, devfn: u8) -> u16 {
     (u16::from(bus) << 8) | u16::from(devfn)
 }
 
+/// A unit's root table and the context tables it points to.
+///
+/// The tables are written back from the CPU caches as they change, for
+/// units that do not snoop them (ECAP.C clear): a new context table whole
+/// before the root entry that links it, and every entry after it is
+/// written.
+///
+/// # Invariants
+///
+/// `contexts[b]` is the table root entry `b` points to, if it is present.
+pub(crate) struct ContextTables {
+    root: TablePage,
+    contexts: KVec<Option<TablePage>>,
+}
+
+impl ContextTables {
+    /// An empty root table (every device blocked), written back.
+    pub(crate) fn new() -> Result<Self> {
+        let root = TablePage::new()?;
+        root.flush_all();
+        let mut contexts = KVec::with_capacity(256, GFP_KERNEL)?;
+        for _ in 0..256 {
+            contexts.push(None, GFP_KERNEL)?;
+        }
+        // INVARIANT: No root entry is present.
+        Ok(Self { root, contexts })
+    }
+
+    /// The physical address of the root table, for RTADDR.
+    pub(crate) fn root_phys(&self) -> u64 {
+        self.root.phys()
+    }
+
+    /// The context table of `bus`, if it has one.
+    fn table(&self, bus: u8) -> Option<&TablePage> {
+        self.contexts[usize::from(bus)].as_ref()
+    }
+
+    /// The entry of `bus:devfn` (low and high word), if it is present.
+    pub(crate) fn get(&self, bus: u8, devfn: u8) -> Option<[u64; 2]> {
+        let ctx = self.table(bus)?;
+        let i = usize::from(devfn) * 2;
+        let lo = ctx.read(i);
+        (lo & ContextEntry::PRESENT != 0).then(|| [lo, ctx.read(i + 1)])
+    }
+
+    /// Makes the entry of `bus:devfn` not present, the present bit first,
+    /// and returns the domain ID it had; `None` if it was not present. The
+    /// caller invalidates the context cache, then [`Self::erase`]s it.
+    pub(crate) fn clear_present(&self, bus: u8, devfn: u8) -> Option<u16> {
+        let [lo, hi] = self.get(bus, devfn)?;
+        let ctx = self.table(bus)?;
+        let i = usize::from(devfn) * 2;
+        ctx.write(i, lo & !ContextEntry::PRESENT);
+        ctx.flush(i, 1);
+        Some(ContextEntry::did_of(hi))
+    }
+
+    /// Zeroes the (not present) entry of `bus:devfn`.
+    pub(crate) fn erase(&self, bus: u8, devfn: u8) {
+        if let Some(ctx) = self.table(bus) {
+            let i = usize::from(devfn) * 2;
+            ctx.write(i + 1, 0);
+            ctx.write(i, 0);
+            ctx.flush(i, 2);
+        }
+    }
+
+    /// Writes `entry` for `bus:devfn`, whose entry is not present, the
+    /// high word first. Makes the bus's context table first if it has
+    /// none.
+    pub(crate) fn set(&mut self, bus: u8, devfn: u8, entry: ContextEntry) -> Result {
+        let b = usize::from(bus);
+        if self.contexts[b].is_none() {
+            let ctx = TablePage::new()?;
+            ctx.flush_all();
+            let [lo, hi] = root_entry(ctx.phys());
+            self.root.write(b * 2 + 1, hi);
+            self.root.write(b * 2, lo);
+            self.root.flush(b * 2, 2);
+            // INVARIANT: The root entry points to the new table.
+            self.contexts[b] = Some(ctx);
+        }
+        let ctx = self.table(bus).ok_or(ENOMEM)?;
+        let [lo, hi] = entry.encode();
+        let i = usize::from(devfn) * 2;
+        ctx.write(i + 1, hi);
+        ctx.write(i, lo);
+        ctx.flush(i, 2);
+        Ok(())
+    }
+
+    /// The number of buses whose root entry points to a context table.
+    pub(crate) fn buses(&self) -> usize {
+        (0..256)
+            .filter(|b| root_entry_ctp(self.root.read(b * 2)).is_some())
+            .count()
+    }
+}
+
 #[kunit_tests(rust_vtd_context)]
 mod tests {
     use super::*;
@@ -111,6 +216,28 @@ mod tests {
         assert_eq!(lo & ContextEntry::FPD, 0);
         assert_eq!(hi, 0xab_cd01);
         assert_eq!(ContextEntry::did_of(hi), 0xabcd);
+    }
+
+    #[test]
+    fn context_tables_set_clear_erase() -> Result {
+        let mut t = ContextTables::new()?;
+        assert_eq!(t.buses(), 0);
+        let e = ContextEntry {
+            did: 5,
+            aw: 2,
+            tt: TranslationType::MultiLevel,
+            slptptr: 0x4000,
+        };
+        assert_eq!(t.get(3, 0x10), None);
+        t.set(3, 0x10, e)?;
+        assert_eq!(t.get(3, 0x10), Some(e.encode()));
+        assert_eq!(t.buses(), 1);
+        assert_eq!(t.clear_present(3, 0x10), Some(5));
+        assert_eq!(t.get(3, 0x10), None);
+        assert_eq!(t.clear_present(3, 0x10), None);
+        t.erase(3, 0x10);
+        assert_eq!(t.buses(), 1);
+        Ok(())
     }
 
     #[test]

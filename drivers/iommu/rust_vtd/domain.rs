@@ -8,12 +8,15 @@ use crate::{
         ContextEntry,
         TranslationType, //
     },
-    iommu::{
+    device::{
         DeviceData,
         RustVtdIommu, //
     },
-    pagetable::PageTable,
-    qi::IotlbInvalidation,
+    invalidation::IotlbInvalidation,
+    pagetable::{
+        pgsize_bitmap,
+        PageTable, //
+    },
     unit::UnitState,
 };
 use kernel::{
@@ -23,6 +26,7 @@ use kernel::{
     iommu::{
         domain::DomainRef,
         paging::{
+            DomainOps,
             Geometry,
             IotlbGather,
             NewDomain,
@@ -48,17 +52,95 @@ struct Attachment {
     devices: u32,
 }
 
+/// What a unit can do with second-stage tables, as far as sharing a
+/// domain's tables goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct UnitFeatures {
+    /// Supported adjusted guest address widths (CAP.SAGAW).
+    pub(crate) sagaw: u64,
+    /// Maximum guest address width in bits (CAP.MGAW + 1).
+    pub(crate) mgaw: u32,
+    /// Second-stage large pages (CAP.SLLPS): bit 0 2 MiB, bit 1 1 GiB.
+    pub(crate) sllps: u64,
+    /// Table walks snoop the CPU caches (ECAP.C).
+    pub(crate) coherent: bool,
+    /// Snoop control: leaves may force snooping (ECAP.SC).
+    pub(crate) snoop_control: bool,
+}
+
+impl UnitFeatures {
+    /// The features of `unit`.
+    pub(crate) fn of(unit: &UnitState) -> Self {
+        Self {
+            sagaw: unit.cap.sagaw().get(),
+            mgaw: unit.cap.mgaw_bits(),
+            sllps: unit.cap.sllps().get(),
+            coherent: unit.ecap.c(),
+            snoop_control: unit.ecap.sc(),
+        }
+    }
+}
+
+/// How a domain's tables are made: what a unit must support to walk them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct TableFormat {
+    /// The AW encoding of the level count, for context entries.
+    pub(crate) aw: u8,
+    /// IOVA width the domain maps (its aperture).
+    pub(crate) width: u32,
+    /// Page sizes it maps.
+    pub(crate) pgsizes: usize,
+    /// Whether tables are written without writing them back from the CPU
+    /// caches (for units that snoop).
+    pub(crate) coherent: bool,
+    /// Whether leaves may set SNP.
+    pub(crate) snoop: bool,
+}
+
+impl TableFormat {
+    /// The format of domains allocated for `unit`: as many levels as its
+    /// widest supported address width, limited to what it can address.
+    pub(crate) fn for_unit(u: &UnitFeatures) -> Result<Self> {
+        let aw = crate::context::widest_aw(u.sagaw).ok_or(ENODEV)?;
+        let levels = u32::from(aw) + 2;
+        Ok(Self {
+            aw,
+            width: (crate::pagetable::level_shift(levels) + 9).min(u.mgaw),
+            pgsizes: pgsize_bitmap(u.sllps),
+            coherent: u.coherent,
+            snoop: u.snoop_control,
+        })
+    }
+
+    /// Whether unit `u` can use tables of this format, as the C driver's
+    /// `paging_domain_compatible_second_stage()` decides: `EINVAL` if not,
+    /// and the core then gives the device a domain of its own.
+    pub(crate) fn check(&self, u: &UnitFeatures) -> Result {
+        let fits = u.sagaw & (1 << self.aw) != 0
+            && self.width <= u.mgaw
+            && (u.sllps & 1 != 0 || self.pgsizes & 0x20_0000 == 0)
+            && (u.sllps & 2 != 0 || self.pgsizes & 0x4000_0000 == 0)
+            && (u.coherent || !self.coherent)
+            && (u.snoop_control || !self.snoop);
+        if fits {
+            Ok(())
+        } else {
+            Err(EINVAL)
+        }
+    }
+}
+
 /// A paging domain.
 ///
 /// # Invariants
 ///
 /// Every context entry that points to `pt` belongs to a device counted
-/// in `attached`, and carries the domain ID recorded there.
+/// in `attached`, and carries the domain ID recorded there. `pt` is made
+/// as `format` says.
 #[pin_data]
 pub(crate) struct VtdDomain {
     pt: PageTable,
-    /// The AW encoding of `pt`'s level count, for context entries.
-    aw: u8,
+    format: TableFormat,
     #[pin]
     attached: SpinLockIrq<KVec<Attachment>>,
 }
@@ -66,39 +148,25 @@ pub(crate) struct VtdDomain {
 /// The domain type the IOMMU core sees.
 pub(crate) type Domain = PagingDomain<VtdDomain>;
 
-/// Page sizes a unit's second-stage tables can map: 4 KiB, plus 2 MiB and
-/// 1 GiB where CAP.SLLPS says so.
-pub(crate) fn pgsize_bitmap(sllps: u64) -> usize {
-    let mut sizes = 0x1000;
-    if sllps & 1 != 0 {
-        sizes |= 0x20_0000;
-    }
-    if sllps & 2 != 0 {
-        sizes |= 0x4000_0000;
-    }
-    sizes
-}
-
 impl VtdDomain {
     /// A new, empty domain for devices of `unit`: as many levels as the
     /// unit's widest supported address width, limited to what it can
     /// address (CAP.MGAW).
     pub(crate) fn alloc(unit: &UnitState) -> Result<NewDomain> {
-        let aw = crate::context::widest_aw(unit.cap.sagaw().get()).ok_or(ENODEV)?;
-        let levels = u32::from(aw) + 2;
-        let pt = PageTable::new(levels, unit.ecap.c(), unit.ecap.sc())?;
-        let width = pt.width().min(unit.cap.mgaw().get() as u32 + 1);
+        let format = TableFormat::for_unit(&UnitFeatures::of(unit))?;
+        let pt = PageTable::new(u32::from(format.aw) + 2, format.coherent, format.snoop)?;
         let geometry = Geometry {
             aperture_start: 0,
-            aperture_end: (1u64 << width) - 1,
+            aperture_end: (1u64 << format.width) - 1,
         };
+        // INVARIANT: `pt` is made as `format` says.
         PagingDomain::alloc(
             try_pin_init!(VtdDomain {
                 pt,
-                aw,
+                format,
                 attached <- new_spinlock_irq!(KVec::new()),
             }),
-            pgsize_bitmap(unit.cap.sllps().get()),
+            format.pgsizes,
             geometry,
         )
     }
@@ -166,9 +234,16 @@ impl VtdDomain {
         }
     }
 
-    /// Invalidates the IOTLB entries of `first..=last` on every unit.
-    fn flush_range(&self, first: u64, last: u64) {
-        self.for_each_unit(|unit, did| unit.flush_iotlb_range(did, first, last));
+    /// Invalidates the IOTLB entries of `first..=last` on every unit; fails
+    /// if one unit did not confirm it.
+    fn flush_range(&self, first: u64, last: u64) -> Result {
+        let mut res = Ok(());
+        self.for_each_unit(|unit, did| {
+            if let Err(e) = unit.flush_iotlb_range(did, first, last) {
+                res = Err(e);
+            }
+        });
+        res
     }
 }
 
@@ -181,8 +256,12 @@ pub(crate) fn leave_old(data: &DeviceData, old: Option<DomainRef<'_>>) {
     }
 }
 
+/// The operations table of rust_vtd's paging domains.
+static DOMAIN_OPS: DomainOps<VtdDomain> = DomainOps::new();
+
 impl PagingOps for VtdDomain {
     type Iommu = RustVtdIommu;
+    const OPS: &'static DomainOps<Self> = &DOMAIN_OPS;
 
     fn attach_dev(
         domain: &Domain,
@@ -194,14 +273,13 @@ impl PagingOps for VtdDomain {
         if old.is_some_and(|o| o.as_raw() == domain.as_raw()) {
             return Ok(());
         }
-        if unit.cap.sagaw().get() & (1 << domain.aw) == 0 {
-            // The unit cannot walk a table of this depth.
-            return Err(EINVAL);
-        }
+        // A unit that cannot walk these tables (depth, width, page sizes,
+        // snooping) gets the device a domain of its own.
+        domain.format.check(&UnitFeatures::of(unit))?;
         let did = domain.get_did(unit)?;
         let entry = ContextEntry {
             did,
-            aw: domain.aw,
+            aw: domain.format.aw,
             tt: TranslationType::MultiLevel,
             slptptr: domain.pt.root_phys(),
         };
@@ -232,7 +310,10 @@ impl PagingOps for VtdDomain {
         pgcount: usize,
         gather: &mut IotlbGather<'_>,
     ) -> usize {
-        let size = (pgsize * pgcount) as u64;
+        let Some(size) = pgsize.checked_mul(pgcount) else {
+            return 0;
+        };
+        let size = size as u64;
         // Emptied tables are freed once `iotlb_sync` (or, in lazy mode,
         // the core's flush queue) has flushed them from the caches. The
         // invalidations never set IH, so that flush covers the
@@ -249,13 +330,28 @@ impl PagingOps for VtdDomain {
     }
 
     fn flush_iotlb_all(&self) {
-        self.for_each_unit(|unit, did| unit.flush_iotlb(IotlbInvalidation::Domain { did }));
+        // (The core gives no way to report a failure here: in lazy mode it
+        // frees the flush queue's tables afterwards whatever happened. The
+        // unit has logged and counted it, and keeps the domain ID.)
+        self.for_each_unit(|unit, did| {
+            let _ = unit.flush_iotlb(IotlbInvalidation::Domain { did });
+        });
     }
 
-    fn iotlb_sync(&self, gather: &IotlbGather<'_>) {
-        if let Some((first, last)) = gather.range() {
-            self.flush_range(first as u64, last as u64);
+    fn iotlb_sync(&self, gather: &IotlbGather<'_>) -> Result {
+        match gather.range() {
+            Some((first, last)) => self.flush_range(first as u64, last as u64),
+            None => Ok(()),
         }
+    }
+
+    fn tables_kept(&self, count: usize) {
+        let mut first = true;
+        self.for_each_unit(|unit, _| {
+            if core::mem::take(&mut first) {
+                unit.tables_leaked(count);
+            }
+        });
     }
 
     fn iotlb_sync_map(&self, iova: usize, size: usize) -> Result {
@@ -268,7 +364,8 @@ impl PagingOps for VtdDomain {
         let (first, last) = (iova as u64, (iova + size - 1) as u64);
         self.for_each_unit(|unit, did| {
             if unit.cap.cm() {
-                unit.flush_iotlb_range(did, first, last);
+                // (Logged and counted by the unit.)
+                let _ = unit.flush_iotlb_range(did, first, last);
             } else if unit.flush_write_buffer().is_err() {
                 pr_err!("dmar{}: write buffer flush not confirmed\n", unit.index);
             }
@@ -289,5 +386,64 @@ mod tests {
         assert_eq!(pgsize_bitmap(0), 0x1000);
         assert_eq!(pgsize_bitmap(1), 0x20_1000);
         assert_eq!(pgsize_bitmap(3), 0x4020_1000);
+    }
+
+    #[test]
+    fn domains_fit_only_units_that_can_walk_them() -> Result {
+        // QEMU's default unit: SAGAW 39 and 48 bits, MGAW 48, 2 MiB and
+        // 1 GiB pages, coherent, no snoop control.
+        let qemu = UnitFeatures {
+            sagaw: 0x6,
+            mgaw: 48,
+            sllps: 3,
+            coherent: true,
+            snoop_control: false,
+        };
+        let f = TableFormat::for_unit(&qemu)?;
+        assert_eq!(
+            f,
+            TableFormat {
+                aw: 2,
+                width: 48,
+                pgsizes: 0x4020_1000,
+                coherent: true,
+                snoop: false
+            }
+        );
+        assert_eq!(f.check(&qemu), Ok(()));
+        // Each field that differs in a way the tables cannot bear.
+        let no_4level = UnitFeatures { sagaw: 0x2, ..qemu };
+        let narrower = UnitFeatures { mgaw: 39, ..qemu };
+        let no_1g = UnitFeatures { sllps: 1, ..qemu };
+        let no_2m = UnitFeatures { sllps: 2, ..qemu };
+        let incoherent = UnitFeatures {
+            coherent: false,
+            ..qemu
+        };
+        for u in [no_4level, narrower, no_1g, no_2m, incoherent] {
+            assert_eq!(f.check(&u), Err(EINVAL));
+        }
+        // Tables that force snooping need snoop control.
+        let sc = UnitFeatures {
+            snoop_control: true,
+            ..qemu
+        };
+        let fsc = TableFormat::for_unit(&sc)?;
+        assert_eq!(fsc.check(&sc), Ok(()));
+        assert_eq!(fsc.check(&qemu), Err(EINVAL));
+        // And the other way round, what the tables do not use is no
+        // obstacle: an incoherent domain on a coherent unit, a unit with
+        // more page sizes or more width.
+        let fi = TableFormat::for_unit(&incoherent)?;
+        assert_eq!(fi.check(&qemu), Ok(()));
+        let f39 = TableFormat::for_unit(&UnitFeatures {
+            sagaw: 0x2,
+            mgaw: 39,
+            sllps: 0,
+            ..qemu
+        })?;
+        assert_eq!((f39.aw, f39.width, f39.pgsizes), (1, 39, 0x1000));
+        assert_eq!(f39.check(&qemu), Ok(()));
+        Ok(())
     }
 }

@@ -1,26 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! rust_vtd as the IOMMU core sees it: which unit translates a device,
-//! and the static blocking and identity domains.
+//! rust_vtd as the IOMMU core sees it: a unit registered with the core,
+//! which unit translates a device, and the static blocking and identity
+//! domains.
 
 use crate::{
-    context::ContextEntry,
+    device::{
+        DeviceData,
+        RustVtdIommu, //
+    },
     domain::{
         leave_old,
         VtdDomain, //
     },
+    registry,
     unit::UnitState,
 };
 use kernel::{
-    debugfs::{
-        Dir,
-        Scope, //
+    device::{
+        Core,
+        Device, //
     },
-    device::Device,
     iommu::{
         device::{
-            debugfs_dir,
-            IommuDevice, //
+            IommuDevice,
+            Registration, //
         },
         domain::{
             AttachOps,
@@ -41,131 +45,11 @@ use kernel::{
             Prot, //
         },
     },
-    pci,
+    pci, platform,
     prelude::*,
+    str::CString,
     sync::Arc,
 };
-
-kernel::sync::global_lock! {
-    // SAFETY: Initialized in the module initializer before any unit is
-    // created, and so before the IOMMU core can call into the driver.
-    pub(crate) unsafe(uninit) static UNITS: Mutex<KVec<Arc<UnitState>>> = KVec::new();
-}
-
-kernel::sync::global_lock! {
-    // SAFETY: Initialized in the module initializer, with `UNITS`.
-    pub(crate) unsafe(uninit) static DEBUGFS: Mutex<Option<Dir>> = None;
-}
-
-/// What a device's `domain_translation_struct` debugfs file shows.
-struct DebugData {
-    unit: Arc<UnitState>,
-    bus: u8,
-    devfn: u8,
-}
-
-fn show_translation(d: &DebugData, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    d.unit.dump_translation(d.bus, d.devfn, f)
-}
-
-/// `/sys/kernel/debug/iommu/intel/<device>/domain_translation_struct`, as
-/// the C driver has it (the VFIO selftests read it to check leaf sizes).
-fn debugfs_for(
-    dev: &Device,
-    unit: &Arc<UnitState>,
-    bus: u8,
-    devfn: u8,
-) -> Option<Pin<KBox<Scope<DebugData>>>> {
-    let intel = DEBUGFS
-        .lock()
-        .get_or_insert_with(|| debugfs_dir(c"intel"))
-        .clone();
-    let data = DebugData {
-        unit: unit.clone(),
-        bus,
-        devfn,
-    };
-    KBox::pin_init(
-        intel.scope(data, dev.name(), |d, dir| {
-            dir.read_callback_file(c"domain_translation_struct", d, &show_translation)
-        }),
-        GFP_KERNEL,
-    )
-    .ok()
-}
-
-fn show_qi_stats(unit: &Arc<UnitState>, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-    unit.show_qi_stats(f)
-}
-
-/// `/sys/kernel/debug/iommu/intel/<unit>/qi_stats`: the unit's
-/// invalidation queue counters (the C driver traces `qi_submit` instead).
-pub(crate) fn unit_debugfs(
-    unit: &Arc<UnitState>,
-    name: &CStr,
-) -> Option<Pin<KBox<Scope<Arc<UnitState>>>>> {
-    let intel = DEBUGFS
-        .lock()
-        .get_or_insert_with(|| debugfs_dir(c"intel"))
-        .clone();
-    KBox::pin_init(
-        intel.scope(unit.clone(), name, |u, dir| {
-            dir.read_callback_file(c"qi_stats", u, &show_qi_stats)
-        }),
-        GFP_KERNEL,
-    )
-    .ok()
-}
-
-/// The driver, for the IOMMU core.
-pub(crate) struct RustVtdIommu;
-
-/// What the driver keeps about a device it translates.
-pub(crate) struct DeviceData {
-    unit: Arc<UnitState>,
-    bus: u8,
-    devfn: u8,
-    /// The requester IDs its DMA carries (its own first, then aliases):
-    /// each gets the same context entry.
-    rids: KVec<u16>,
-    /// Memory the firmware says the device keeps using (RMRRs): first
-    /// and last byte.
-    rmrrs: KVec<(u64, u64)>,
-    /// Its debugfs directory, removed with it.
-    _debugfs: Option<Pin<KBox<Scope<DebugData>>>>,
-}
-
-impl DeviceData {
-    fn name(&self) -> (u32, u8, u8, u8) {
-        (self.unit.index, self.bus, self.devfn >> 3, self.devfn & 7)
-    }
-
-    /// The unit that translates the device.
-    pub(crate) fn unit(&self) -> &Arc<UnitState> {
-        &self.unit
-    }
-
-    /// Points every requester ID of the device at `entry`. On failure,
-    /// the IDs already changed are blocked again.
-    pub(crate) fn set_context(&self, entry: ContextEntry) -> Result {
-        for (n, rid) in self.rids.iter().enumerate() {
-            if let Err(e) = self.unit.set_context((rid >> 8) as u8, *rid as u8, entry) {
-                for r in &self.rids[..n] {
-                    self.unit.block((r >> 8) as u8, *r as u8);
-                }
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// Blocks every requester ID of the device.
-    fn block(&self) {
-        for rid in self.rids.iter() {
-            self.unit.block((rid >> 8) as u8, *rid as u8);
-        }
-    }
-}
 
 /// Attaching to the blocking domain: the device's context entry is made
 /// not present, so it reaches no memory at all.
@@ -237,15 +121,7 @@ impl Ops for RustVtdIommu {
         let pdev: &pci::Device = dev.try_into().map_err(|_| ENODEV)?;
         let segment = pdev.domain_nr();
         let chain = pci_chain(pdev)?;
-        let unit = {
-            let units = UNITS.lock();
-            units
-                .iter()
-                .find(|u| u.scope_covers(segment, &chain))
-                .or_else(|| units.iter().find(|u| u.includes_all(segment)))
-                .cloned()
-                .ok_or(ENODEV)?
-        };
+        let unit = registry::unit_for(segment, &chain).ok_or(ENODEV)?;
         // Aliases on other buses of the same segment are translated by
         // the same unit (the bridge that creates them is in its scope).
         let rids = pdev.dma_aliases()?;
@@ -260,7 +136,7 @@ impl Ops for RustVtdIommu {
                 rids[1]
             );
         }
-        let rmrrs = unit.reserved_regions(&chain)?;
+        let rmrrs = unit.scope().reserved_regions(&chain)?;
         for (base, limit) in rmrrs.iter() {
             dev_info!(
                 dev,
@@ -270,7 +146,7 @@ impl Ops for RustVtdIommu {
             );
         }
         unit.add_device(dev)?;
-        let debugfs = debugfs_for(dev, &unit, pdev.bus_number(), pdev.devfn());
+        let debugfs = registry::device_debugfs(dev, &unit, pdev.bus_number(), pdev.devfn());
         Ok(KBox::new(
             DeviceData {
                 unit,
@@ -325,7 +201,18 @@ impl Ops for RustVtdIommu {
         // user-space assignment; then the MSI window, so that no IOVA is
         // handed out there.
         for (base, limit) in data.rmrrs.iter() {
-            let len = (limit - base + 1) as usize;
+            // (The table parser made sure that base <= limit; an RMRR of
+            // the whole address space has no length that fits.)
+            let Some(len) = (limit - base).checked_add(1) else {
+                dev_warn!(
+                    dev,
+                    "[Firmware Bug]: RMRR {:#x}-{:#x} covers everything; not reported\n",
+                    base,
+                    limit
+                );
+                continue;
+            };
+            let len = len as usize;
             if regions
                 .add(*base, len, Prot::READ.union(Prot::WRITE), ResvKind::Direct)
                 .is_err()
@@ -339,5 +226,94 @@ impl Ops for RustVtdIommu {
         {
             pr_warn!("cannot report the MSI window: out of memory\n");
         }
+    }
+}
+
+/// The platform driver's data for a bound unit.
+///
+/// Dropping it (on unbind) unregisters the unit from the IOMMU core, which
+/// moves every device to the blocking domain and releases it, then turns
+/// translation off, so that devices fall back to direct DMA.
+///
+/// Fields are released in this order: the registry entry first (no new
+/// device finds the unit), then the core registration.
+pub(crate) struct Unit {
+    entry: Option<registry::Entry>,
+    registration: Option<Registration<RustVtdIommu, UnitState>>,
+    state: Arc<UnitState>,
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        let s = &self.state;
+        // A driver doing DMA through a translated DMA-API domain holds
+        // IOVAs that mean nothing once translation is off: unbind it
+        // while the unit still translates, and offer the device a driver
+        // again once it does direct DMA.
+        let translated = s.translated_bound_devices();
+        for dev in translated.iter() {
+            dev_info!(
+                dev,
+                "dmar{}: going away; unbinding the driver of this translated device\n",
+                s.index
+            );
+            dev.release_driver();
+        }
+        drop(self.entry.take());
+        drop(self.registration.take());
+        s.shut_down();
+        for dev in translated.iter() {
+            match dev.attach_driver() {
+                Ok(true) => dev_info!(dev, "driver bound again, with direct DMA\n"),
+                Ok(false) => {}
+                Err(e) => dev_warn!(dev, "binding a driver again failed: {:?}\n", e),
+            }
+        }
+        pr_info!(
+            "dmar{}: released; {} faults reported\n",
+            s.index,
+            s.fault_count()
+        );
+    }
+}
+
+impl Unit {
+    /// Brings up the unit behind platform device `pdev`, registers it
+    /// with the IOMMU core, which gives every device it translates a
+    /// domain, then turns translation on.
+    pub(crate) fn probe(pdev: &platform::Device<Core<'_>>) -> Result<Self> {
+        let state = UnitState::bring_up(pdev)?;
+        let index = state.index;
+        let name = CString::try_from_fmt(fmt!("dmar{index}"))?;
+        // In the registry first: registering probes the unit's devices.
+        let entry = registry::Entry::new(&state, &name)?;
+        let registration =
+            match Registration::register_with_attributes(state.clone(), pdev.as_ref(), &name, &OPS)
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    pr_err!(
+                        "dmar{}: registration with the IOMMU core failed: {:?}\n",
+                        index,
+                        e
+                    );
+                    return Err(e);
+                }
+            };
+        let unit = Unit {
+            entry: Some(entry),
+            registration: Some(registration),
+            state,
+        };
+        // From here on `unit`'s drop stops the poll.
+        unit.state.clone().poll_faults_later();
+        // Every device the unit translates has its context entry now.
+        unit.state.enable_translation()?;
+        pr_info!(
+            "dmar{}: translation enabled; {} bus(es) with context tables\n",
+            index,
+            unit.state.context_tables()
+        );
+        Ok(unit)
     }
 }

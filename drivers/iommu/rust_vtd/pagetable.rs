@@ -11,8 +11,20 @@
 //! Tables are linked by physical address only. Concurrent map and unmap
 //! calls on disjoint ranges take no lock: a missing table is installed
 //! with a compare-and-exchange, and the loser of a race frees its copy.
-//! Tables stay in place until the whole page table is dropped, so a walk
-//! never meets a freed table.
+//! An unmap that covers a table whole unlinks it and hands it to the
+//! caller, to be freed once the caches are flushed; no concurrent map or
+//! unmap can be using it, since their ranges are disjoint. Walks that are
+//! not bound to a range (the debugfs dump) hold [`WALK`], which unlinking
+//! takes too.
+//!
+//! On units that do not snoop the CPU caches when they walk tables
+//! (ECAP.C clear), every write the unit must see is written back first: a
+//! new table whole before it is linked, then the entry that links it, and
+//! every leaf. A link carries [`PTE_FLUSHED`] once it has been written
+//! back; a mapper that finds a link without it (another mapper installed
+//! it and has not written it back yet) writes it back itself before its
+//! own mapping below it can count as done, as generic_pt does with its
+//! `SW_BIT_CACHE_FLUSH_DONE`.
 
 use core::sync::atomic::{
     AtomicUsize,
@@ -39,8 +51,31 @@ pub(crate) const PTE_W: u64 = 1 << 1;
 pub(crate) const PTE_PS: u64 = 1 << 7;
 /// Snoop: the access snoops the CPU caches (where ECAP.SC allows).
 pub(crate) const PTE_SNP: u64 = 1 << 11;
+/// Ignored by the hardware (VT-d 9.8); set in a link to a table once the
+/// link has been written back from the CPU caches. generic_pt's vtdss
+/// format uses the same bit for the same purpose.
+pub(crate) const PTE_FLUSHED: u64 = 1 << 10;
 /// The address field, bits 51:12.
 pub(crate) const PTE_ADDR: u64 = ((1 << 52) - 1) & !0xfff;
+/// The widest physical address a leaf can hold (52 bits, as generic_pt's
+/// vtdss format and the C driver allow).
+pub(crate) const MAX_OA_BITS: u32 = 52;
+
+kernel::sync::global_lock! {
+    // SAFETY: Initialized by `init()` in the module initializer, before any
+    // page table exists.
+    unsafe(uninit) static WALK: SpinLockIrq<()> = ();
+}
+
+/// Makes the page-table code usable.
+///
+/// # Safety
+///
+/// Called once, in the module initializer, before any page table exists.
+pub(crate) unsafe fn init() {
+    // SAFETY: Per the safety requirements, nothing uses the lock yet.
+    unsafe { WALK.init() };
+}
 
 /// The IOVA bits one level translates.
 const LEVEL_BITS: u32 = 9;
@@ -108,13 +143,39 @@ pub(crate) fn leaf_level(pgsize: usize) -> Option<u32> {
     }
 }
 
+/// Page sizes a unit's second-stage tables can map: 4 KiB, plus 2 MiB and
+/// 1 GiB where CAP.SLLPS says so.
+pub(crate) fn pgsize_bitmap(sllps: u64) -> usize {
+    let mut sizes = 0x1000;
+    if sllps & 1 != 0 {
+        sizes |= 0x20_0000;
+    }
+    if sllps & 2 != 0 {
+        sizes |= 0x4000_0000;
+    }
+    sizes
+}
+
+/// How often a non-coherent page table wrote something back from the CPU
+/// caches (the KUnit tests count them).
+#[derive(Default)]
+pub(crate) struct Flushes {
+    /// New tables, written back whole before they were linked.
+    pub(crate) tables: AtomicUsize,
+    /// Entries: links and leaves.
+    pub(crate) entries: AtomicUsize,
+}
+
 /// A second-stage page table.
 ///
 /// # Invariants
 ///
 /// Every present non-leaf entry reachable from `root` holds the address of
 /// a [`TablePage`] leaked with `into_phys()` that only this page table
-/// owns; such tables are reclaimed only by `drop`.
+/// owns. Such a table is reclaimed only by `drop`, or by an unmap that
+/// first unlinked it and covered its whole range (so that no concurrent
+/// map or unmap, whose ranges are disjoint from that one, can reach it),
+/// after the caches were flushed.
 pub(crate) struct PageTable {
     root: TablePage,
     levels: u32,
@@ -125,6 +186,8 @@ pub(crate) struct PageTable {
     snoop: bool,
     /// Tables in use, root included.
     tables: AtomicUsize,
+    /// What was written back, where the hardware does not snoop.
+    pub(crate) flushes: Flushes,
 }
 
 impl PageTable {
@@ -135,14 +198,18 @@ impl PageTable {
         if !(3..=5).contains(&levels) {
             return Err(EINVAL);
         }
-        // INVARIANT: The root has no entries yet.
-        Ok(Self {
-            root: TablePage::new()?,
+        let root = TablePage::new()?;
+        let pt = Self {
+            root,
             levels,
             coherent,
             snoop,
             tables: AtomicUsize::new(1),
-        })
+            flushes: Flushes::default(),
+        };
+        pt.write_back_new(&pt.root);
+        // INVARIANT: The root has no entries yet.
+        Ok(pt)
     }
 
     /// The physical address of the top-level table.
@@ -165,16 +232,34 @@ impl PageTable {
         size <= limit && iova <= limit - size
     }
 
+    /// Writes entry `i` of `table` back from the CPU caches, where the
+    /// hardware does not snoop them.
     fn sync(&self, table: &Table, i: usize) {
         if !self.coherent {
             table.flush(i, 1);
+            self.flushes.entries.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// The table a present non-leaf entry points to.
+    /// Writes a new table back whole, where the hardware does not snoop
+    /// the CPU caches, before it is linked.
+    fn write_back_new(&self, table: &Table) {
+        if !self.coherent {
+            table.flush_all();
+            self.flushes.tables.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The table a present non-leaf entry points to, for a walk to an
+    /// IOVA that no concurrent unmap covers (the IOMMU core's contract:
+    /// map, unmap and lookups of one range do not race), or for an unmap
+    /// of a range the table lies in.
     fn child(&self, pte: u64) -> &Table {
         // SAFETY: By the type invariant a present non-leaf entry holds a
-        // leaked table that lives as long as `self`.
+        // table of this page table, which is reclaimed only by `drop` or by
+        // an unmap that covers its whole range; per the contract above, no
+        // such unmap runs concurrently with this walk, other than the
+        // caller's own.
         unsafe { Table::from_phys(pte & PTE_ADDR) }
     }
 
@@ -184,15 +269,19 @@ impl PageTable {
         let mut pte = table.read(i);
         if !present(pte) {
             let new = TablePage::new_with(gfp)?;
+            self.write_back_new(&new);
             let want = table_pte(new.phys());
             match table.compare_exchange(i, pte, want) {
                 Ok(()) => {
                     // INVARIANT: The new table is linked in; it is leaked
-                    // here and reclaimed by `drop`.
+                    // here and reclaimed by `drop` or an unmap.
                     let _ = new.into_phys();
                     self.tables.fetch_add(1, Ordering::Relaxed);
-                    self.sync(table, i);
-                    pte = want;
+                    if !self.coherent {
+                        self.sync(table, i);
+                        table.set_bits(i, PTE_FLUSHED);
+                    }
+                    pte = want | PTE_FLUSHED;
                 }
                 // Another mapping installed a table (or a page) first.
                 Err(cur) => pte = cur,
@@ -200,6 +289,12 @@ impl PageTable {
         }
         if is_leaf(pte, level) {
             return Err(EEXIST);
+        }
+        if !self.coherent && pte & PTE_FLUSHED == 0 {
+            // Linked by another mapper that has not written the link back
+            // yet: do it here, or what this mapping adds below it may be
+            // out of the unit's sight when the mapping returns.
+            self.sync(table, i);
         }
         Ok(self.child(pte))
     }
@@ -248,8 +343,20 @@ impl PageTable {
         };
         let size = pgsize as u64;
         let aligned = (iova | paddr) & (size - 1) == 0;
-        if !aligned || !self.in_range(iova, size * count as u64) {
+        let Some(total) = size.checked_mul(count as u64) else {
             return (0, Err(EINVAL));
+        };
+        if !aligned || !self.in_range(iova, total) {
+            return (0, Err(EINVAL));
+        }
+        // Output addresses the format cannot hold are refused, as
+        // generic_pt refuses them, rather than cut to 52 bits.
+        let fits = match paddr.checked_add(total.saturating_sub(1)) {
+            Some(last) => last >> MAX_OA_BITS == 0,
+            None => false,
+        };
+        if !fits {
+            return (0, Err(ERANGE));
         }
         let mut mapped = 0;
         for n in 0..count as u64 {
@@ -375,7 +482,10 @@ impl PageTable {
             }
             let start = base + i as u64 * ls;
             if start >= first && start + (ls - 1) <= last {
+                // Not while a dump walks the tables: it may be in this one.
+                let walk = WALK.lock();
                 table.write(i, 0);
+                drop(walk);
                 self.sync(table, i);
                 // SAFETY: By the type invariant the entry held a table of
                 // this page table, leaked when it was linked in. It is
@@ -461,24 +571,29 @@ impl PageTable {
 /// line per leaf, its IOVA page frame number, then the entries on the path
 /// to it by level (PML5E, PML4E, PDPE, then PDE and PTE where present).
 ///
+/// The walk holds [`WALK`]: no table can be unlinked from the tree
+/// meanwhile, and tables are freed only after they were unlinked.
+///
 /// # Safety
 ///
-/// `root` and every table below it must be live page tables (of a
-/// [`PageTable`] or written the same way) that are not freed during the
-/// call.
+/// `root` must be the root table of a live [`PageTable`] that is not
+/// dropped during the call.
 pub(crate) unsafe fn dump(
     root: PhysAddr,
     level: u32,
     f: &mut impl core::fmt::Write,
 ) -> core::fmt::Result {
     let mut path = [0u64; 6];
-    // SAFETY: Per the safety requirements.
+    let _walk = WALK.lock();
+    // SAFETY: Per the safety requirements the root is live; the tables
+    // below it stay linked, and so live, while `WALK` is held.
     unsafe { dump_level(Table::from_phys(root), level, 0, &mut path, f) }
 }
 
 /// # Safety
 ///
-/// As for [`dump`].
+/// `table` must be live, and the caller must hold [`WALK`], so that the
+/// tables below it stay linked, and live, during the call.
 unsafe fn dump_level(
     table: &Table,
     level: u32,
@@ -513,8 +628,9 @@ unsafe fn dump_level(
             }
             writeln!(f)?;
         } else {
-            // SAFETY: A present non-leaf entry points to a live table, per
-            // the safety requirements.
+            // SAFETY: A present non-leaf entry of a live table points to a
+            // table of the same page table, which stays linked while `WALK`
+            // is held.
             unsafe { dump_level(Table::from_phys(pte & PTE_ADDR), level - 1, iova, path, f)? };
         }
         path[level as usize] = 0;
@@ -555,6 +671,70 @@ mod tests {
         assert_eq!(index(0x7f_ffff_f000, 3), 511);
         assert_eq!(index(0x40_2000, 1), 2);
         assert_eq!(index(0x40_2000, 2), 2);
+    }
+
+    #[test]
+    fn incoherent_tables_are_written_back_before_use() -> Result {
+        let flushed = |pt: &PageTable| {
+            (
+                pt.flushes.tables.load(Ordering::Relaxed),
+                pt.flushes.entries.load(Ordering::Relaxed),
+            )
+        };
+        let pt = PageTable::new(4, false, false)?;
+        // The root, when it is made.
+        assert_eq!(flushed(&pt), (1, 0));
+        pt.map(0x20_0000_0000, 0x1000, 4096, 1, RW, GFP_KERNEL).1?;
+        // Three new tables (levels 3, 2 and 1), each written back whole
+        // before it was linked, the three links, and the leaf.
+        assert_eq!(flushed(&pt), (4, 4));
+        assert_ne!(pt.root.read(index(0x20_0000_0000, 4)) & PTE_FLUSHED, 0);
+        // Another page in the same level-1 table: its leaf only.
+        pt.map(0x20_0000_1000, 0x2000, 4096, 1, RW, GFP_KERNEL).1?;
+        assert_eq!(flushed(&pt), (4, 5));
+        // A link that another mapper installed and has not written back
+        // yet (no PTE_FLUSHED): the next mapper through it writes it back
+        // itself, besides its own two new tables, their links and its leaf.
+        let iova = 0x100_0000_0000;
+        let t = TablePage::new()?;
+        t.flush_all();
+        pt.root.write(index(iova, 4), table_pte(t.into_phys()));
+        pt.tables.fetch_add(1, Ordering::Relaxed);
+        pt.map(iova, 0x3000, 4096, 1, RW, GFP_KERNEL).1?;
+        assert_eq!(flushed(&pt), (6, 5 + 4));
+        assert_eq!(pt.translate(iova), Some((0x3000, 4096)));
+        // Unmapping writes the cleared leaf back.
+        assert_eq!(pt.unmap(iova, 4096, &mut drop), 4096);
+        assert_eq!(flushed(&pt), (6, 10));
+        // A unit that snoops: nothing is written back.
+        let pc = PageTable::new(4, true, false)?;
+        pc.map(0x20_0000_0000, 0x1000, 4096, 1, RW, GFP_KERNEL).1?;
+        assert_eq!(flushed(&pc), (0, 0));
+        assert_eq!(pc.root.read(index(0x20_0000_0000, 4)) & PTE_FLUSHED, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn output_addresses_beyond_52_bits_are_refused() -> Result {
+        let pt = PageTable::new(4, true, false)?;
+        assert_eq!(
+            pt.map(0, 1 << 52, 4096, 1, RW, GFP_KERNEL),
+            (0, Err(ERANGE))
+        );
+        assert_eq!(
+            pt.map(0, (1 << 52) - 0x20_0000, 4096, 1024, RW, GFP_KERNEL),
+            (0, Err(ERANGE))
+        );
+        assert_eq!(
+            pt.map(0, (1 << 52) - 4096, 4096, 1, RW, GFP_KERNEL).1,
+            Ok(())
+        );
+        // A page count whose byte size does not fit in 64 bits.
+        assert_eq!(
+            pt.map(0, 0, 1 << 30, usize::MAX / 2, RW, GFP_KERNEL),
+            (0, Err(EINVAL))
+        );
+        Ok(())
     }
 
     #[test]

@@ -3,7 +3,16 @@
 //! Remapping hardware registers (VT-d specification, chapter 11), named as
 //! the specification names them.
 
-use kernel::io::register;
+use kernel::{
+    io::register,
+    prelude::*,
+    processor::cpu_relax,
+    time::{
+        Delta,
+        Instant,
+        Monotonic, //
+    },
+};
 
 /// Size of the register set this driver maps: the first 4 KiB page, which
 /// holds every register it uses (the fault recording and IOTLB registers
@@ -159,6 +168,51 @@ register! {
     }
 }
 
+/// Root Table Address Register.
+pub(crate) const RTADDR: usize = 0x20;
+/// Context Command Register.
+pub(crate) const CCMD: usize = 0x28;
+/// CCMD: invalidate context cache; also the busy bit.
+pub(crate) const CCMD_ICC: u64 = 1 << 63;
+/// IOTLB Invalidate Register (at ECAP.IRO + 8): invalidate; also the busy
+/// bit.
+pub(crate) const IOTLB_IVT: u64 = 1 << 63;
+/// Invalidation Queue Head, Tail and Address registers. Head and tail hold
+/// the slot index in bits 18:4 (128-bit descriptors).
+pub(crate) const IQH: usize = 0x80;
+pub(crate) const IQT: usize = 0x88;
+pub(crate) const IQA: usize = 0x90;
+
+/// How long a unit may take to complete a command: the C driver allows
+/// about ten seconds (`DMAR_OPERATION_TIMEOUT`) and then panics; rust_vtd
+/// gives up after one second with `ETIMEDOUT`.
+pub(crate) const COMMAND_TIMEOUT: Delta = Delta::from_millis(1000);
+
+/// Calls `op` until `done` holds for what it returns, for at most
+/// `timeout`, and returns that value; `ETIMEDOUT` if it never holds, or
+/// `op`'s error. Does not sleep: callable in atomic context, and so under
+/// the register lock.
+pub(crate) fn poll<T>(
+    timeout: Delta,
+    mut op: impl FnMut() -> Result<T>,
+    mut done: impl FnMut(&T) -> bool,
+) -> Result<T> {
+    let start = Instant::<Monotonic>::now();
+    loop {
+        let v = op()?;
+        if done(&v) {
+            return Ok(v);
+        }
+        if start.elapsed() > timeout {
+            // One more look: the wait may have been preempted right after
+            // its last read.
+            let v = op()?;
+            return if done(&v) { Ok(v) } else { Err(ETIMEDOUT) };
+        }
+        cpu_relax();
+    }
+}
+
 /// Fault Status Register offset, and its write-1-to-clear bits: primary
 /// fault overflow, primary pending fault (read-only), invalidation queue
 /// error, invalidation completion error, invalidation time-out error,
@@ -212,4 +266,100 @@ impl ECAP {
     pub(crate) fn iotlb_reg_offset(self) -> usize {
         self.iro().get() as usize * 16
     }
+}
+
+/// Rejects register values that show the unit is not there: reads that
+/// return all ones (nothing decodes the address) or zero, a version of
+/// zero, or capability offsets that point outside the register page.
+pub(crate) fn check_readable(index: u32, base: u64, ver: VER, cap: CAP, ecap: ECAP) -> Result {
+    let (v, c, e) = (u32::from(ver), u64::from(cap), u64::from(ecap));
+    let gone = v == u32::MAX
+        || c == u64::MAX
+        || e == u64::MAX
+        || ver.max().get() == 0
+        || (c == 0 && e == 0);
+    if gone {
+        pr_err!(
+            "dmar{}: [Firmware Bug]: no remapping unit answers at {:#x} (ver {:#x} cap {:#x} ecap {:#x})\n",
+            index,
+            base,
+            v,
+            c,
+            e
+        );
+        return Err(ENODEV);
+    }
+    let fault_end = cap.fault_reg_offset() + cap.fault_reg_count() * 16;
+    let iotlb_end = ecap.iotlb_reg_offset() + 16;
+    if fault_end > REG_SIZE || iotlb_end > REG_SIZE {
+        pr_err!(
+            "dmar{}: registers beyond the first page are not supported (fault regs end {:#x}, IOTLB regs end {:#x})\n",
+            index,
+            fault_end,
+            iotlb_end
+        );
+        return Err(ENODEV);
+    }
+    Ok(())
+}
+
+/// Logs the decoded capabilities, one `key=value` pair per field.
+pub(crate) fn log_decoded(index: u32, c: CAP, e: ECAP) {
+    pr_info!(
+        "dmar{}: cap: nd={} domains={} afl={} rwbf={} plmr={} phmr={} cm={} sagaw={:#x} mgaw={} zlr={} fro={:#x} sllps={:#x} psi={} nfr={} mamv={} dwd={} drd={} fs1gp={} pi={} fl5lp={} esirtps={} esrtps={}\n",
+        index,
+        c.nd().get(),
+        c.domains(),
+        u8::from(c.afl()),
+        u8::from(c.rwbf()),
+        u8::from(c.plmr()),
+        u8::from(c.phmr()),
+        u8::from(c.cm()),
+        c.sagaw().get(),
+        c.mgaw_bits(),
+        u8::from(c.zlr()),
+        c.fault_reg_offset(),
+        c.sllps().get(),
+        u8::from(c.psi()),
+        c.fault_reg_count(),
+        c.mamv().get(),
+        u8::from(c.dwd()),
+        u8::from(c.drd()),
+        u8::from(c.fs1gp()),
+        u8::from(c.pi()),
+        u8::from(c.fl5lp()),
+        u8::from(c.esirtps()),
+        u8::from(c.esrtps())
+    );
+    pr_info!(
+        "dmar{}: ecap: c={} qi={} dt={} ir={} eim={} pt={} sc={} iro={:#x} mhmv={} mts={} nest={} prs={} ers={} srs={} nwfs={} eafs={} pss={} pasid={} dit={} pds={} smts={} slads={} slts={} flts={} smpwc={} rps={} pms={}\n",
+        index,
+        u8::from(e.c()),
+        u8::from(e.qi()),
+        u8::from(e.dt()),
+        u8::from(e.ir()),
+        u8::from(e.eim()),
+        u8::from(e.pt()),
+        u8::from(e.sc()),
+        e.iotlb_reg_offset(),
+        e.mhmv().get(),
+        u8::from(e.mts()),
+        u8::from(e.nest()),
+        u8::from(e.prs()),
+        u8::from(e.ers()),
+        u8::from(e.srs()),
+        u8::from(e.nwfs()),
+        u8::from(e.eafs()),
+        e.pss().get(),
+        u8::from(e.pasid()),
+        u8::from(e.dit()),
+        u8::from(e.pds()),
+        u8::from(e.smts()),
+        u8::from(e.slads()),
+        u8::from(e.slts()),
+        u8::from(e.flts()),
+        u8::from(e.smpwc()),
+        u8::from(e.rps()),
+        u8::from(e.pms())
+    );
 }

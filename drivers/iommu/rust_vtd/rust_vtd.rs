@@ -25,19 +25,24 @@ use kernel::{
 };
 
 mod context;
+mod device;
 mod dmar;
 mod domain;
+mod domain_id;
+mod fault;
+mod invalidation;
 mod iommu;
 mod pagetable;
-mod qi;
+mod registry;
 mod regs;
+mod scope;
 mod unit;
 
 use dmar::{
     Dmar,
     ScopeKind, //
 };
-use unit::Unit;
+use iommu::Unit;
 
 module! {
     type: RustVtd,
@@ -87,9 +92,9 @@ struct RustVtd {
 impl kernel::InPlaceModule for RustVtd {
     fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: Called once, before any unit exists.
-        unsafe { iommu::UNITS.init() };
-        // SAFETY: As above.
-        unsafe { iommu::DEBUGFS.init() };
+        unsafe { registry::init() };
+        // SAFETY: Called once, before any page table exists.
+        unsafe { pagetable::init() };
         try_pin_init!(Self {
             driver <- driver::Registration::new(c"rust_vtd", module),
             units: create_units()?,

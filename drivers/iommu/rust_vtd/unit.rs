@@ -1,62 +1,61 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! One DMA-remapping hardware unit (a DRHD): bring-up, its root and
-//! context tables, invalidation, and translation on and off.
+//! One DMA-remapping hardware unit (a DRHD): bring-up and shut-down, its
+//! root and context tables, invalidation, domain IDs, the identity table,
+//! fault polling, and translation on and off.
 
 use crate::{
     context::{
-        root_entry,
-        root_entry_ctp,
         source_id,
         widest_aw,
         ContextEntry,
+        ContextTables,
         TranslationType, //
     },
-    dmar::{
-        DeviceScope,
-        Dmar,
-        ScopeKind, //
+    domain_id::{
+        DomainIds,
+        PASS_THROUGH_DID, //
     },
-    domain::pgsize_bitmap,
-    iommu::{
-        unit_debugfs,
-        RustVtdIommu,
-        OPS,
-        UNITS, //
-    },
-    pagetable::PageTable,
-    qi::{
-        self,
+    fault::Faults,
+    invalidation::{
+        register_invalidate,
         ContextInvalidation,
         InvQueue,
         IotlbInvalidation,
-        CCMD_ICC,
-        IOTLB_IVT, //
+        QueueHw,
+        QI_TIMEOUT,
+        QUEUE_LEN, //
+    },
+    pagetable::{
+        pgsize_bitmap,
+        PageTable, //
     },
     regs::{
+        check_readable,
+        log_decoded,
+        poll,
         CAP,
+        COMMAND_TIMEOUT,
         ECAP,
         FSTS,
-        FSTS_PFO,
-        FSTS_PPF,
-        FSTS_PRO,
         GCMD,
         GCMD_WBF,
         GSTS,
+        IQA,
+        IQH,
+        IQT,
         REG_SIZE,
+        RTADDR,
         VER, //
     },
+    scope::UnitScope,
 };
 use core::fmt::Write;
 use core::sync::atomic::{
-    AtomicBool,
-    AtomicU32,
     AtomicU64,
     Ordering, //
 };
 use kernel::{
-    acpi::table::Table,
-    debugfs::Scope,
     device::{
         Core,
         Device, //
@@ -66,7 +65,6 @@ use kernel::{
             DevresExclusiveIoMem,
             ExclusiveIoMem, //
         },
-        poll::read_poll_timeout_atomic,
         resource::system_ram_ranges,
         Io, //
     },
@@ -75,17 +73,14 @@ use kernel::{
             Attribute,
             Attributes,
             HasIommuDevice,
-            IommuDevice,
-            Registration, //
+            IommuDevice, //
         },
         domain::dma_api_translated,
-        pages::TablePage,
     },
     new_mutex, new_spinlock_irq, platform,
     prelude::*,
     str::{
         CStr,
-        CString,
         RawFormatter, //
     },
     sync::{
@@ -94,12 +89,7 @@ use kernel::{
         Mutex,
         SpinLockIrq, //
     },
-    time::{
-        msecs_to_jiffies,
-        Delta,
-        Instant,
-        Monotonic, //
-    },
+    time::msecs_to_jiffies,
     workqueue::{
         self,
         cancel_delayed_work_sync,
@@ -110,89 +100,6 @@ use kernel::{
     },
 };
 
-/// How long a unit may take to complete a command: the C driver allows
-/// about ten seconds (`DMAR_OPERATION_TIMEOUT`) and then panics; we give
-/// up after one second with `ETIMEDOUT`.
-const COMMAND_TIMEOUT_US: usize = 1_000_000;
-/// Poll interval while waiting for a command.
-const POLL_US: usize = 1;
-
-/// Domain ID used for pass-through context entries, as the C driver does
-/// (`FLPT_DEFAULT_DID`).
-const PASS_THROUGH_DID: u16 = 1;
-
-/// Register offsets outside the `register!` definitions: the context
-/// command register; the IOTLB registers are at ECAP.IRO.
-const CCMD: usize = 0x28;
-/// RTADDR register offset.
-const RTADDR: usize = 0x20;
-/// Fault recording register: fault bit and type (read) in the top dword.
-const FRCD_F: u32 = 1 << 31;
-const FRCD_T_READ: u32 = 1 << 30;
-
-/// How often the fault recording registers are polled. The fault-event
-/// interrupt is an x86 DMAR-MSI that the kernel does not let modules
-/// allocate (`dmar_alloc_hwirq()` is not exported), so faults are found by
-/// this bounded poll instead, at most this late.
-const FAULT_POLL_MS: u32 = 100;
-/// After a poll that found faults, the next ones come this soon, for
-/// `FAULT_FAST_POLLS` polls: units may have a single fault recording
-/// register (QEMU's has), and faults that arrive while it is full are lost.
-const FAULT_REPOLL_MS: u32 = 1;
-const FAULT_FAST_POLLS: u32 = 200;
-/// Fault messages: at most this many in a burst, then one per 100 ms; the
-/// others are counted, and the count is logged when the budget refills.
-const FAULT_LOG_BURST: u32 = 10;
-const FAULT_LOG_REFILL_MS: i64 = 100;
-
-/// What a legacy-mode fault reason code means (VT-d 7.1.3).
-fn fault_reason(reason: u32) -> &'static str {
-    match reason {
-        0x1 => "root entry not present",
-        0x2 => "context entry not present",
-        0x3 => "invalid context entry",
-        0x4 => "address beyond MGAW",
-        0x5 => "write not permitted",
-        0x6 => "read not permitted",
-        0x7 => "invalid next-level table pointer",
-        0x8 => "invalid root table address",
-        0x9 => "invalid context table pointer",
-        0xa => "reserved bits in root entry",
-        0xb => "reserved bits in context entry",
-        0xc => "reserved bits in page table entry",
-        0xd => "translation type blocks the request",
-        _ => "unknown",
-    }
-}
-
-/// A PCI device scope of the unit, as a path of device/function hops from
-/// a start bus.
-struct PciScope {
-    bridge: bool,
-    start_bus: u8,
-    path: KVec<u8>,
-}
-
-impl PciScope {
-    /// Whether the device whose path from the root bus is `chain` is in
-    /// this scope: the scope's device itself, or below it for a bridge.
-    fn covers(&self, chain: &[(u8, u8)]) -> bool {
-        let n = self.path.len();
-        chain.len() >= n
-            && (self.bridge || chain.len() == n)
-            && chain[0].0 == self.start_bus
-            && chain.iter().zip(self.path.iter()).all(|(c, d)| c.1 == *d)
-    }
-}
-
-/// A reserved memory region (RMRR) of the unit's segment: memory the
-/// devices in its scope must keep reaching 1:1, inclusive bounds.
-struct ReservedRegion {
-    base: u64,
-    limit: u64,
-    scopes: KVec<PciScope>,
-}
-
 /// The 1:1 page table of identity domains on a unit that cannot (or, by
 /// the module parameter, must not) pass DMA through, and its domain ID.
 struct IdentityTable {
@@ -200,18 +107,12 @@ struct IdentityTable {
     did: u16,
 }
 
-/// The root table and the context tables it points to.
-struct Tables {
-    root: TablePage,
-    contexts: KVec<Option<TablePage>>,
-}
-
 /// What a remapping unit shares with the IOMMU core's callbacks.
 ///
 /// # Invariants
 ///
 /// `regs` maps the unit's register page; `cap` and `ecap` were read from
-/// it and passed [`check_readable`]; RTADDR holds `tables.root`'s address
+/// it and passed [`check_readable`]; RTADDR holds `tables`' root address
 /// from bring-up on.
 #[pin_data]
 pub(crate) struct UnitState {
@@ -225,66 +126,50 @@ pub(crate) struct UnitState {
     pub(crate) cap: CAP,
     /// Extended capability register.
     pub(crate) ecap: ECAP,
-    segment: u16,
-    include_all: bool,
-    scopes: KVec<PciScope>,
-    rmrrs: KVec<ReservedRegion>,
+    /// The devices and reserved memory the firmware assigns the unit.
+    scope: UnitScope,
     #[pin]
-    tables: Mutex<Tables>,
-    /// The invalidation queue, while queued invalidation is enabled; the
-    /// lock also serialises register-based invalidation. Taken in atomic
+    tables: Mutex<ContextTables>,
+    /// The invalidation queue, while queued invalidation is enabled. The
+    /// lock only guards the pointer: the queue has a lock of its own.
+    #[pin]
+    qi: SpinLockIrq<Option<Arc<InvQueue>>>,
+    /// Serialises read-modify-writes of GCMD and register-based
+    /// invalidation, as the C driver's `register_lock`. Taken in atomic
     /// context (IOTLB flushes on DMA unmap).
     #[pin]
-    qi: SpinLockIrq<Option<InvQueue>>,
+    register_lock: SpinLockIrq<()>,
     /// The identity domain's 1:1 page table, built on first use.
     #[pin]
     identity: Mutex<Option<IdentityTable>>,
     /// The devices the IOMMU core has probed on this unit.
     #[pin]
     devices: Mutex<KVec<ARef<Device>>>,
-    /// Domain IDs in use, one bit each; 0 (reserved in caching mode) and
-    /// the pass-through ID are never handed out.
+    /// Domain IDs.
     #[pin]
-    dids: SpinLockIrq<KVec<u64>>,
+    dids: SpinLockIrq<DomainIds>,
+    /// The fault poll (see `fault.rs`).
     #[pin]
-    fault_work: DelayedWork<UnitState>,
-    /// Set when the unit goes down: the fault poll stops re-arming.
-    stopping: AtomicBool,
-    /// Faults reported since bring-up.
-    faults: AtomicU64,
-    /// Fault messages that may still be printed now (a token bucket).
-    log_budget: AtomicU32,
-    /// Faults found but not logged since the budget last refilled.
-    unlogged: AtomicU32,
-    /// When the log budget last refilled.
+    pub(crate) fault_work: DelayedWork<UnitState>,
     #[pin]
-    last_refill: Mutex<Instant<Monotonic>>,
-    /// How many more polls come early, after faults were found.
-    fast_polls: AtomicU32,
-    /// Invalidation queue submissions since bring-up (each one batch and
-    /// its wait descriptor), and the descriptors in them, waits not
-    /// counted: what the C driver's `qi_submit` tracepoint counts.
-    qi_submissions: AtomicU64,
-    qi_descriptors: AtomicU64,
+    pub(crate) faults: Faults,
+    /// Invalidations the unit did not confirm (queued or through the
+    /// registers), and the page-table pages kept (leaked) because of them.
+    unconfirmed: AtomicU64,
+    leaked_tables: AtomicU64,
 }
 
 impl_has_delayed_work! {
     impl HasDelayedWork<Self> for UnitState { self.fault_work }
 }
 
+/// The fault poll.
 impl WorkItem for UnitState {
     type Pointer = Arc<UnitState>;
 
     fn run(this: Arc<UnitState>) {
-        let fast = this.fast_polls.load(Ordering::Relaxed);
         let found = this.report_faults();
-        let next = if found > 0 {
-            FAULT_FAST_POLLS
-        } else {
-            fast.saturating_sub(1)
-        };
-        this.fast_polls.store(next, Ordering::Relaxed);
-        if !this.stopping.load(Ordering::Acquire) {
+        if this.faults.after_poll(found) {
             this.poll_faults_later();
         }
     }
@@ -324,388 +209,113 @@ impl Attributes for UnitState {
     }
 }
 
-/// The platform driver's data for a bound unit.
-///
-/// Dropping it (on unbind) unregisters the unit from the IOMMU core, which
-/// moves every device to the blocking domain and releases it, then turns
-/// translation off, so that devices fall back to direct DMA.
-pub(crate) struct Unit {
-    registration: Option<Registration<RustVtdIommu, UnitState>>,
-    state: Arc<UnitState>,
-    /// Its debugfs directory (`qi_stats`), removed with it.
-    _debugfs: Option<Pin<KBox<Scope<Arc<UnitState>>>>>,
-}
-
-impl Drop for Unit {
-    fn drop(&mut self) {
-        let s = &self.state;
-        // A driver doing DMA through a translated DMA-API domain holds
-        // IOVAs that mean nothing once translation is off: unbind it
-        // while the unit still translates, and offer the device a driver
-        // again once it does direct DMA.
-        let translated = s.translated_bound_devices();
-        for dev in translated.iter() {
-            dev_info!(
-                dev,
-                "dmar{}: going away; unbinding the driver of this translated device\n",
-                s.index
-            );
-            dev.release_driver();
-        }
-        drop(self.registration.take());
-        if s.disable_translation().is_err() {
-            pr_err!("dmar{}: could not turn translation off\n", s.index);
-        }
-        for dev in translated.iter() {
-            match dev.attach_driver() {
-                Ok(true) => dev_info!(dev, "driver bound again, with direct DMA\n"),
-                Ok(false) => {}
-                Err(e) => dev_warn!(dev, "binding a driver again failed: {:?}\n", e),
-            }
-        }
-        s.stopping.store(true, Ordering::Release);
-        cancel_delayed_work_sync(s);
-        s.report_faults();
-        if s.disable_qi().is_err() {
-            pr_err!("dmar{}: could not turn queued invalidation off\n", s.index);
-        }
-        let mut units = UNITS.lock();
-        units.retain(|u| !Arc::ptr_eq(u, s));
-        if units.is_empty() {
-            // The registry is a static, never dropped: free its buffer so
-            // that nothing is left once the module goes.
-            *units = KVec::new();
-            *crate::iommu::DEBUGFS.lock() = None;
-        }
-        drop(units);
-        pr_info!(
-            "dmar{}: released; {} faults reported\n",
-            s.index,
-            s.fault_count()
-        );
-    }
-}
-
-/// Rejects register values that show the unit is not there: reads that
-/// return all ones (nothing decodes the address) or zero, a version of
-/// zero, or capability offsets that point outside the register page.
-fn check_readable(index: u32, base: u64, ver: VER, cap: CAP, ecap: ECAP) -> Result {
-    let (v, c, e) = (u32::from(ver), u64::from(cap), u64::from(ecap));
-    let gone = v == u32::MAX
-        || c == u64::MAX
-        || e == u64::MAX
-        || ver.max().get() == 0
-        || (c == 0 && e == 0);
-    if gone {
-        pr_err!(
-            "dmar{}: [Firmware Bug]: no remapping unit answers at {:#x} (ver {:#x} cap {:#x} ecap {:#x})\n",
-            index,
-            base,
-            v,
-            c,
-            e
-        );
-        return Err(ENODEV);
-    }
-    let fault_end = cap.fault_reg_offset() + cap.fault_reg_count() * 16;
-    let iotlb_end = ecap.iotlb_reg_offset() + 16;
-    if fault_end > REG_SIZE || iotlb_end > REG_SIZE {
-        pr_err!(
-            "dmar{}: registers beyond the first page are not supported (fault regs end {:#x}, IOTLB regs end {:#x})\n",
-            index,
-            fault_end,
-            iotlb_end
-        );
-        return Err(ENODEV);
-    }
-    Ok(())
-}
-
-/// Logs the decoded capabilities, one `key=value` pair per field.
-fn log_decoded(index: u32, c: CAP, e: ECAP) {
-    pr_info!(
-        "dmar{}: cap: nd={} domains={} afl={} rwbf={} plmr={} phmr={} cm={} sagaw={:#x} mgaw={} zlr={} fro={:#x} sllps={:#x} psi={} nfr={} mamv={} dwd={} drd={} fs1gp={} pi={} fl5lp={} esirtps={} esrtps={}\n",
-        index,
-        c.nd().get(),
-        c.domains(),
-        u8::from(c.afl()),
-        u8::from(c.rwbf()),
-        u8::from(c.plmr()),
-        u8::from(c.phmr()),
-        u8::from(c.cm()),
-        c.sagaw().get(),
-        c.mgaw_bits(),
-        u8::from(c.zlr()),
-        c.fault_reg_offset(),
-        c.sllps().get(),
-        u8::from(c.psi()),
-        c.fault_reg_count(),
-        c.mamv().get(),
-        u8::from(c.dwd()),
-        u8::from(c.drd()),
-        u8::from(c.fs1gp()),
-        u8::from(c.pi()),
-        u8::from(c.fl5lp()),
-        u8::from(c.esirtps()),
-        u8::from(c.esrtps())
-    );
-    pr_info!(
-        "dmar{}: ecap: c={} qi={} dt={} ir={} eim={} pt={} sc={} iro={:#x} mhmv={} mts={} nest={} prs={} ers={} srs={} nwfs={} eafs={} pss={} pasid={} dit={} pds={} smts={} slads={} slts={} flts={} smpwc={} rps={} pms={}\n",
-        index,
-        u8::from(e.c()),
-        u8::from(e.qi()),
-        u8::from(e.dt()),
-        u8::from(e.ir()),
-        u8::from(e.eim()),
-        u8::from(e.pt()),
-        u8::from(e.sc()),
-        e.iotlb_reg_offset(),
-        e.mhmv().get(),
-        u8::from(e.mts()),
-        u8::from(e.nest()),
-        u8::from(e.prs()),
-        u8::from(e.ers()),
-        u8::from(e.srs()),
-        u8::from(e.nwfs()),
-        u8::from(e.eafs()),
-        e.pss().get(),
-        u8::from(e.pasid()),
-        u8::from(e.dit()),
-        u8::from(e.pds()),
-        u8::from(e.smts()),
-        u8::from(e.slads()),
-        u8::from(e.slts()),
-        u8::from(e.flts()),
-        u8::from(e.smpwc()),
-        u8::from(e.rps()),
-        u8::from(e.pms())
-    );
-}
-
-/// The PCI scopes of DRHD `index`, read again from the DMAR table.
-/// The PCI scopes in `scopes`.
-fn pci_scopes(scopes: &[DeviceScope]) -> Result<KVec<PciScope>> {
-    let mut out = KVec::new();
-    for s in scopes.iter() {
-        let bridge = match s.kind {
-            ScopeKind::Endpoint => false,
-            ScopeKind::Bridge => true,
-            _ => continue,
-        };
-        out.push(pci_scope(s, bridge)?, GFP_KERNEL)?;
-    }
-    Ok(out)
-}
-
-/// DRHD `index`'s segment, INCLUDE_PCI_ALL flag and PCI scopes, and the
-/// reserved memory regions of its segment.
-#[allow(clippy::type_complexity)]
-fn drhd_scopes(index: usize) -> Result<(u16, bool, KVec<PciScope>, KVec<ReservedRegion>)> {
-    let table = Table::get(b"DMAR", 1)?;
-    let dmar = Dmar::parse(table.as_bytes()).map_err(Error::from)?;
-    let drhd = dmar.units.get(index).ok_or(ENODEV)?;
-    let scopes = pci_scopes(&drhd.scopes)?;
-    let mut rmrrs = KVec::new();
-    for r in dmar.rmrrs.iter().filter(|r| r.segment == drhd.segment) {
-        rmrrs.push(
-            ReservedRegion {
-                base: r.base,
-                limit: r.limit,
-                scopes: pci_scopes(&r.scopes)?,
-            },
-            GFP_KERNEL,
-        )?;
-    }
-    Ok((drhd.segment, drhd.include_all, scopes, rmrrs))
-}
-
-fn pci_scope(s: &DeviceScope, bridge: bool) -> Result<PciScope> {
-    let mut path = KVec::with_capacity(s.path.len(), GFP_KERNEL)?;
-    for hop in s.path.iter() {
-        path.push((hop.device << 3) | (hop.function & 7), GFP_KERNEL)?;
-    }
-    Ok(PciScope {
-        bridge,
-        start_bus: s.start_bus,
-        path,
-    })
-}
-
 impl UnitState {
     /// Queues the next fault poll.
-    fn poll_faults_later(self: Arc<Self>) {
-        let ms = if self.fast_polls.load(Ordering::Relaxed) > 0 {
-            FAULT_REPOLL_MS
-        } else {
-            FAULT_POLL_MS
-        };
+    pub(crate) fn poll_faults_later(self: Arc<Self>) {
+        let ms = self.faults.next_poll_ms();
         let _ = workqueue::system_power_efficient().enqueue_delayed(self, msecs_to_jiffies(ms));
     }
 
-    /// Reads, logs and clears the primary fault recording registers
-    /// (VT-d 7.2.1), the way the C driver's `dmar_fault()` does.
-    /// Refills the log budget by one message per 100 ms since it last did,
-    /// and then logs how many faults were not logged.
-    /// Returns the number of faults found.
-    fn report_faults(&self) -> u32 {
-        {
-            let mut last = self.last_refill.lock();
-            let tokens = last.elapsed().as_millis() / FAULT_LOG_REFILL_MS;
-            if tokens > 0 {
-                *last = Instant::now();
-                let budget = self.log_budget.load(Ordering::Relaxed);
-                let add = tokens.min(i64::from(FAULT_LOG_BURST)) as u32;
-                self.log_budget
-                    .store((budget + add).min(FAULT_LOG_BURST), Ordering::Relaxed);
-                let n = self.unlogged.swap(0, Ordering::Relaxed);
-                if n > 0 {
-                    pr_err!("dmar{}: {} more faults not logged\n", self.index, n);
-                }
-            }
-        }
-        let mut found = 0u32;
-        let res = self.with_regs(|io| {
-            let fsts = io.try_read32(FSTS)?;
-            if fsts & (FSTS_PPF | FSTS_PFO) == 0 {
-                return Ok(());
-            }
-            let count = self.cap.fault_reg_count();
-            let mut idx = ((fsts >> 8) & 0xff) as usize % count;
-            let mut suppressed = 0u32;
-            let found = &mut found;
-            for _ in 0..count {
-                let off = self.cap.fault_reg_offset() + idx * 16;
-                let hi = io.try_read32(off + 12)?;
-                if hi & FRCD_F == 0 {
-                    break;
-                }
-                let sid = io.try_read32(off + 8)? & 0xffff;
-                let addr = io.try_read64(off)? & !0xfff;
-                io.try_write32(FRCD_F, off + 12)?;
-                self.faults.fetch_add(1, Ordering::Relaxed);
-                *found += 1;
-                let reason = hi & 0xff;
-                let budget = self.log_budget.load(Ordering::Relaxed);
-                if budget > 0 {
-                    self.log_budget.store(budget - 1, Ordering::Relaxed);
-                    let kind = if hi & FRCD_T_READ != 0 {
-                        "read"
-                    } else {
-                        "write"
-                    };
+    /// Reads, logs, records and clears the unit's fault recording
+    /// registers; returns the number of faults found.
+    pub(crate) fn report_faults(&self) -> u32 {
+        self.faults.refill(self.index);
+        match self.with_regs(|io| self.faults.collect(self.index, self.cap, io)) {
+            Ok(n) => n,
+            Err(e) => {
+                if e != ENODEV {
                     pr_err!(
-                        "dmar{}: DMA {} fault: source {:02x}:{:02x}.{} address {:#x} reason {:#04x}: {}\n",
+                        "dmar{}: reading the fault registers failed: {:?}\n",
                         self.index,
-                        kind,
-                        sid >> 8,
-                        (sid >> 3) & 0x1f,
-                        sid & 7,
-                        addr,
-                        reason,
-                        fault_reason(reason)
+                        e
                     );
-                } else {
-                    suppressed += 1;
                 }
-                idx = (idx + 1) % count;
-            }
-            if fsts & FSTS_PFO != 0 {
-                pr_err!("dmar{}: fault recording overflowed; faults were lost\n", self.index);
-            }
-            if suppressed > 0 {
-                self.unlogged.fetch_add(suppressed, Ordering::Relaxed);
-            }
-            io.try_write32(FSTS_PFO | FSTS_PPF | FSTS_PRO, FSTS)
-        });
-        if let Err(e) = res {
-            if e != ENODEV {
-                pr_err!(
-                    "dmar{}: reading the fault registers failed: {:?}\n",
-                    self.index,
-                    e
-                );
+                0
             }
         }
-        found
     }
 
     /// Faults reported since bring-up.
     pub(crate) fn fault_count(&self) -> u64 {
-        self.faults.load(Ordering::Relaxed)
+        self.faults.count()
     }
 
-    /// Writes the invalidation queue counters, as the unit's `qi_stats`
-    /// debugfs file shows them (`make bench` reads it).
+    /// Writes the fault record log (the unit's `fault_log` debugfs file).
+    pub(crate) fn show_fault_log(&self, f: &mut impl Write) -> core::fmt::Result {
+        self.faults.show(f)
+    }
+
+    /// Writes the invalidation counters, as the unit's `qi_stats` debugfs
+    /// file shows them (`make bench` and the tests read it): the queue's
+    /// submissions (batches, each with a wait descriptor) and descriptors
+    /// (waits not counted, as the C driver's `qi_submit` tracepoint), its
+    /// errors, the invalidations not confirmed, and what was kept out of
+    /// use because of them.
     pub(crate) fn show_qi_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        writeln!(
-            f,
-            "submissions: {}",
-            self.qi_submissions.load(Ordering::Relaxed)
-        )?;
-        writeln!(
-            f,
-            "descriptors: {}",
-            self.qi_descriptors.load(Ordering::Relaxed)
-        )
+        let q = self.qi.lock().clone();
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (sub, desc, inv, abrt, comp, tmo) = match q.as_ref() {
+            Some(q) => (
+                load(&q.stats.submissions),
+                load(&q.stats.descriptors),
+                load(&q.stats.invalid),
+                load(&q.stats.aborted),
+                load(&q.stats.completion),
+                load(&q.stats.timeouts),
+            ),
+            None => (0, 0, 0, 0, 0, 0),
+        };
+        writeln!(f, "submissions: {sub}")?;
+        writeln!(f, "descriptors: {desc}")?;
+        writeln!(f, "queue_errors: {inv}")?;
+        writeln!(f, "aborted: {abrt}")?;
+        writeln!(f, "completion_errors: {comp}")?;
+        writeln!(f, "timeouts: {tmo}")?;
+        writeln!(f, "unconfirmed: {}", load(&self.unconfirmed))?;
+        writeln!(f, "leaked_tables: {}", load(&self.leaked_tables))?;
+        writeln!(f, "kept_domain_ids: {}", self.dids.lock().kept())
     }
 
-    /// Whether one of the unit's device scopes names the device whose
-    /// path from the root bus is `chain` (bus, devfn of each hop, the
-    /// device last): an endpoint scope naming it exactly, or a bridge scope
-    /// naming it or a bridge above it.
-    pub(crate) fn scope_covers(&self, segment: u16, chain: &[(u8, u8)]) -> bool {
-        segment == self.segment && self.scopes.iter().any(|s| s.covers(chain))
+    /// Test hook (debugfs `inject_queue_error`): the next queued
+    /// invalidation of the domain that requester `rid`'s context entry
+    /// names gets an invalid descriptor before its own, which the unit
+    /// rejects. Fails with `ENODEV` without a queue or such an entry.
+    pub(crate) fn inject_queue_error(&self, rid: u16) -> Result {
+        let [_, hi] = self
+            .tables
+            .lock()
+            .get((rid >> 8) as u8, rid as u8)
+            .ok_or(ENODEV)?;
+        let did = ContextEntry::did_of(hi);
+        let q = self.qi.lock().clone().ok_or(ENODEV)?;
+        q.inject_error(did);
+        pr_info!(
+            "dmar{}: test hook: the next invalidation of domain {} gets an invalid descriptor\n",
+            self.index,
+            did
+        );
+        Ok(())
     }
 
-    /// The reserved memory regions (first and last byte) of the device
-    /// whose path from the root bus is `chain`.
-    pub(crate) fn reserved_regions(&self, chain: &[(u8, u8)]) -> Result<KVec<(u64, u64)>> {
-        let mut out = KVec::new();
-        for r in self.rmrrs.iter() {
-            if r.scopes.iter().any(|s| s.covers(chain)) {
-                out.push((r.base, r.limit), GFP_KERNEL)?;
-            }
-        }
-        Ok(out)
+    /// Counts `n` page-table pages kept because their flush was not
+    /// confirmed.
+    pub(crate) fn tables_leaked(&self, n: usize) {
+        self.leaked_tables.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Whether this is the catch-all unit of `segment`.
-    pub(crate) fn includes_all(&self, segment: u16) -> bool {
-        self.include_all && self.segment == segment
+    /// The devices and reserved memory the firmware assigns the unit.
+    pub(crate) fn scope(&self) -> &UnitScope {
+        &self.scope
     }
 
     /// Runs `f` on the registers, or fails with `ENODEV` once the unit's
     /// device is unbound. `f` runs under RCU: it must not sleep.
-    fn with_regs<R>(
+    pub(crate) fn with_regs<R>(
         &self,
         f: impl FnOnce(&ExclusiveIoMem<'_, REG_SIZE>) -> Result<R>,
     ) -> Result<R> {
         let regs = self.regs.try_access().ok_or(ENODEV)?;
         f(&regs)
-    }
-
-    /// Waits, bounded, until `done` holds for the 64-bit register at `off`.
-    fn wait64(
-        &self,
-        io: &ExclusiveIoMem<'_, REG_SIZE>,
-        what: &str,
-        off: usize,
-        done: impl Fn(u64) -> bool,
-    ) -> Result<u64> {
-        read_poll_timeout_atomic(
-            || io.try_read64(off),
-            |v: &u64| done(*v),
-            Delta::from_micros(POLL_US as i64),
-            COMMAND_TIMEOUT_US / POLL_US,
-        )
-        .inspect_err(|_| {
-            pr_err!(
-                "dmar{}: hardware did not complete '{}' in {} ms\n",
-                self.index,
-                what,
-                COMMAND_TIMEOUT_US / 1000
-            )
-        })
     }
 
     /// Issues a global command that changes one persistent setting, and
@@ -716,29 +326,25 @@ impl UnitState {
         cmd: impl FnOnce(GCMD) -> GCMD,
         done: impl Fn(GSTS) -> bool,
     ) -> Result {
+        let _guard = self.register_lock.lock();
         self.with_regs(|io| {
             io.write_reg(cmd(io.read(GSTS).persistent_command()));
-            read_poll_timeout_atomic(
-                || Ok(io.read(GSTS)),
-                |s: &GSTS| done(*s),
-                Delta::from_micros(POLL_US as i64),
-                COMMAND_TIMEOUT_US / POLL_US,
-            )
-            .map(|_| ())
-            .inspect_err(|_| {
-                pr_err!(
-                    "dmar{}: hardware did not complete '{}' in {} ms (gsts {:#x})\n",
-                    self.index,
-                    what,
-                    COMMAND_TIMEOUT_US / 1000,
-                    u32::from(io.read(GSTS))
-                )
-            })
+            poll(COMMAND_TIMEOUT, || Ok(io.read(GSTS)), |s| done(*s))
+                .map(|_| ())
+                .inspect_err(|_| {
+                    pr_err!(
+                        "dmar{}: hardware did not complete '{}' in {} ms (gsts {:#x})\n",
+                        self.index,
+                        what,
+                        COMMAND_TIMEOUT.as_millis(),
+                        u32::from(io.read(GSTS))
+                    )
+                })
         })
     }
 
     /// Turns DMA translation on.
-    fn enable_translation(&self) -> Result {
+    pub(crate) fn enable_translation(&self) -> Result {
         self.global_command("enable translation", |c| c.with_te(true), |s| s.tes())
     }
 
@@ -772,8 +378,15 @@ impl UnitState {
         if self.with_regs(|io| Ok(io.read(GSTS).qies()))? {
             self.disable_qi_hw()?;
         }
-        let queue = InvQueue::new()?;
-        self.with_regs(|io| qi::program(io, &queue))?;
+        let queue = Arc::pin_init(
+            InvQueue::new(self.index, self.ecap.c(), QI_TIMEOUT),
+            GFP_KERNEL,
+        )?;
+        // IQT must be zero when IQA is written.
+        self.with_regs(|io| {
+            io.try_write64(0, IQT)?;
+            io.try_write64(queue.iqa(), IQA)
+        })?;
         self.global_command(
             "enable queued invalidation",
             |c| c.with_qie(true),
@@ -786,11 +399,10 @@ impl UnitState {
     /// Waits until the unit has consumed its queue, then turns it off.
     fn disable_qi_hw(&self) -> Result {
         self.with_regs(|io| {
-            read_poll_timeout_atomic(
-                || qi::drained(io),
-                |d: &bool| *d,
-                Delta::from_micros(POLL_US as i64),
-                COMMAND_TIMEOUT_US / POLL_US,
+            poll(
+                COMMAND_TIMEOUT,
+                || Ok(io.try_read64(IQH)? == io.try_read64(IQT)?),
+                |d| *d,
             )
             .map(|_| ())
         })?;
@@ -814,46 +426,55 @@ impl UnitState {
     /// Issues a context-cache and/or an IOTLB invalidation, in that
     /// order, and waits (bounded) for both: one queue submission with
     /// queued invalidation, else through the registers (VT-d 6.5.1).
+    ///
+    /// An invalidation the unit does not confirm is counted, and the
+    /// domain ID it concerned is kept out of use for good: the unit may
+    /// still cache translations tagged with it.
     fn invalidate(
         &self,
         ctx: Option<ContextInvalidation>,
         iotlb: Option<IotlbInvalidation>,
     ) -> Result {
         let (dr, dw) = (self.cap.drd(), self.cap.dwd());
-        let mut qi = self.qi.lock();
-        if let Some(queue) = (*qi).as_mut() {
-            let mut descs = [[0u64; 2]; 2];
-            let mut n = 0;
-            if let Some(c) = ctx {
-                descs[n] = c.descriptor();
-                n += 1;
-            }
-            if let Some(t) = iotlb {
-                descs[n] = t.descriptor(dr, dw);
-                n += 1;
-            }
-            self.qi_submissions.fetch_add(1, Ordering::Relaxed);
-            self.qi_descriptors.fetch_add(n as u64, Ordering::Relaxed);
-            return self.with_regs(|io| queue.submit(io, self.index, &descs[..n]));
-        }
-        let iva_reg = self.ecap.iotlb_reg_offset();
-        let iotlb_reg = iva_reg + 8;
-        self.with_regs(|io| {
-            if let Some(c) = ctx {
-                io.try_write64(c.register(), CCMD)?;
-                self.wait64(io, "context-cache invalidation", CCMD, |v| {
-                    v & CCMD_ICC == 0
-                })?;
-            }
-            if let Some(t) = iotlb {
-                if let Some(iva) = t.address() {
-                    io.try_write64(iva, iva_reg)?;
+        let did = iotlb
+            .and_then(IotlbInvalidation::domain)
+            .or(ctx.and_then(ContextInvalidation::domain));
+        let queue = self.qi.lock().clone();
+        let res = match queue {
+            Some(queue) => {
+                let mut descs = [[0u64; 2]; 2];
+                let mut n = 0;
+                if let Some(c) = ctx {
+                    descs[n] = c.descriptor();
+                    n += 1;
                 }
-                io.try_write64(t.register(dr, dw), iotlb_reg)?;
-                self.wait64(io, "IOTLB invalidation", iotlb_reg, |v| v & IOTLB_IVT == 0)?;
+                if let Some(t) = iotlb {
+                    descs[n] = t.descriptor(dr, dw);
+                    n += 1;
+                }
+                self.with_regs(|io| queue.submit(&UnitQueueRegs(io), &descs[..n], did))
             }
-            Ok(())
-        })
+            None => {
+                let _guard = self.register_lock.lock();
+                let iva = self.ecap.iotlb_reg_offset();
+                self.with_regs(|io| register_invalidate(io, iva, ctx, iotlb, dr, dw))
+            }
+        };
+        if let Err(e) = res {
+            self.unconfirmed.fetch_add(1, Ordering::Relaxed);
+            if let Some(did) = did {
+                self.dids.lock().keep(did);
+            }
+            pr_err!(
+                "dmar{}: invalidation {:?} {:?} not confirmed ({:?}); domain {:?} is kept out of use\n",
+                self.index,
+                ctx,
+                iotlb,
+                e,
+                did
+            );
+        }
+        res
     }
 
     /// Flushes the write buffer where the unit requires it (CAP.RWBF).
@@ -880,15 +501,9 @@ impl UnitState {
     }
 
     /// Issues IOTLB invalidation `inv` and waits for it, bounded. Does not
-    /// sleep. A unit that does not complete it is reported.
-    pub(crate) fn flush_iotlb(&self, inv: IotlbInvalidation) {
-        if self.invalidate(None, Some(inv)).is_err() {
-            pr_err!(
-                "dmar{}: IOTLB invalidation {:?} not confirmed\n",
-                self.index,
-                inv
-            );
-        }
+    /// sleep.
+    pub(crate) fn flush_iotlb(&self, inv: IotlbInvalidation) -> Result {
+        self.invalidate(None, Some(inv))
     }
 
     /// Records that the core probed `dev` on this unit.
@@ -906,7 +521,7 @@ impl UnitState {
 
     /// The devices with a driver bound whose DMA goes through a
     /// translated DMA-API domain.
-    fn translated_bound_devices(&self) -> KVec<ARef<Device>> {
+    pub(crate) fn translated_bound_devices(&self) -> KVec<ARef<Device>> {
         let mut out = KVec::new();
         for d in self.devices.lock().iter() {
             if d.has_driver() && dma_api_translated(d) && out.push(d.clone(), GFP_KERNEL).is_err() {
@@ -919,47 +534,32 @@ impl UnitState {
     /// Invalidates domain `did`'s IOTLB entries for `first..=last`: the
     /// smallest aligned page-selective block that covers them, or the
     /// whole domain where the unit cannot invalidate that block by page.
-    pub(crate) fn flush_iotlb_range(&self, did: u16, first: u64, last: u64) {
+    pub(crate) fn flush_iotlb_range(&self, did: u16, first: u64, last: u64) -> Result {
         let mamv = self.cap.mamv().get() as u8;
         let inv = IotlbInvalidation::covering(did, first, last, self.cap.psi(), mamv);
-        self.flush_iotlb(inv);
+        self.flush_iotlb(inv)
     }
 
     /// Allocates a domain ID.
     pub(crate) fn alloc_did(&self) -> Result<u16> {
-        let ndoms = self.cap.domains().min(1 << 16) as usize;
-        let mut dids = self.dids.lock();
-        for (w, word) in dids.iter_mut().enumerate() {
-            if *word == u64::MAX {
-                continue;
-            }
-            let bit = (!*word).trailing_zeros() as usize;
-            let did = w * 64 + bit;
-            if did >= ndoms {
-                break;
-            }
-            *word |= 1 << bit;
-            return Ok(did as u16);
-        }
-        pr_warn!("dmar{}: all {} domain IDs in use\n", self.index, ndoms);
-        Err(ENOSPC)
+        self.dids.lock().alloc().ok_or_else(|| {
+            pr_warn!(
+                "dmar{}: all {} domain IDs in use\n",
+                self.index,
+                self.cap.domains().min(1 << 16)
+            );
+            ENOSPC
+        })
     }
 
-    /// Gives back domain ID `did`.
+    /// Gives back domain ID `did` (unless it is kept out of use).
     pub(crate) fn free_did(&self, did: u16) {
-        let did = usize::from(did);
-        if did <= usize::from(PASS_THROUGH_DID) {
-            return;
-        }
-        if let Some(word) = self.dids.lock().get_mut(did / 64) {
-            *word &= !(1 << (did % 64));
-        }
+        self.dids.lock().free(did);
     }
 
     /// The number of domain IDs handed out (reserved ones excluded).
     pub(crate) fn dids_in_use(&self) -> u32 {
-        let dids = self.dids.lock();
-        dids.iter().map(|w| w.count_ones()).sum::<u32>() - 2
+        self.dids.lock().in_use()
     }
 
     /// Makes the context entry of `bus:devfn` not present and invalidates
@@ -968,17 +568,9 @@ impl UnitState {
     /// cleared.
     pub(crate) fn block(&self, bus: u8, devfn: u8) {
         let tables = self.tables.lock();
-        let Some(ctx) = tables.contexts[usize::from(bus)].as_ref() else {
+        let Some(did) = tables.clear_present(bus, devfn) else {
             return;
         };
-        let i = usize::from(devfn) * 2;
-        let lo = ctx.read(i);
-        if lo & ContextEntry::PRESENT == 0 {
-            return;
-        }
-        let did = ContextEntry::did_of(ctx.read(i + 1));
-        ctx.write(i, lo & !ContextEntry::PRESENT);
-        ctx.flush(i, 1);
         if self.flush_device(did, source_id(bus, devfn)).is_err() {
             pr_err!(
                 "dmar{}: {:02x}:{:02x}.{}: blocked, but the unit did not confirm the invalidation\n",
@@ -988,9 +580,7 @@ impl UnitState {
                 devfn & 7
             );
         }
-        ctx.write(i + 1, 0);
-        ctx.write(i, 0);
-        ctx.flush(i, 2);
+        tables.erase(bus, devfn);
     }
 
     /// The context entry of the identity domain: pass-through where the
@@ -1027,8 +617,8 @@ impl UnitState {
             pt.map_identity(*first, *last, sizes)?;
             bytes += last - first + 1;
         }
-        for r in self.rmrrs.iter() {
-            pt.map_identity(r.base, r.limit, sizes)?;
+        for (base, limit) in self.scope.rmrrs() {
+            pt.map_identity(base, limit, sizes)?;
         }
         let did = self.alloc_did()?;
         pr_info!(
@@ -1045,23 +635,7 @@ impl UnitState {
     /// invalidating) whatever entry it had.
     pub(crate) fn set_context(&self, bus: u8, devfn: u8, entry: ContextEntry) -> Result {
         self.block(bus, devfn);
-        let mut tables = self.tables.lock();
-        let b = usize::from(bus);
-        if tables.contexts[b].is_none() {
-            let ctx = TablePage::new()?;
-            let [lo, hi] = root_entry(ctx.phys());
-            tables.root.write(b * 2 + 1, hi);
-            tables.root.write(b * 2, lo);
-            tables.root.flush(b * 2, 2);
-            tables.contexts[b] = Some(ctx);
-        }
-        let ctx = tables.contexts[b].as_ref().ok_or(ENOMEM)?;
-        let [lo, hi] = entry.encode();
-        let i = usize::from(devfn) * 2;
-        ctx.write(i + 1, hi);
-        ctx.write(i, lo);
-        ctx.flush(i, 2);
-        drop(tables);
+        self.tables.lock().set(bus, devfn, entry)?;
         // Not present to present: only units that cache not-present
         // entries (caching mode) need an invalidation, of the context
         // cache under domain 0 and of the new domain's IOTLB entries.
@@ -1090,19 +664,17 @@ impl UnitState {
         // Holding the lock keeps the entry, and so the domain and its
         // tables, in place: detaching rewrites the entry under it first.
         let tables = self.tables.lock();
-        let Some(ctx) = tables.contexts[usize::from(bus)].as_ref() else {
+        let Some([lo, hi]) = tables.get(bus, devfn) else {
             return Ok(());
         };
-        let i = usize::from(devfn) * 2;
-        let (lo, hi) = (ctx.read(i), ctx.read(i + 1));
-        if lo & ContextEntry::PRESENT == 0 || (lo >> 2) & 3 > 1 {
+        if (lo >> 2) & 3 > 1 {
             return Ok(());
         }
         let pgd = lo & !0xfff;
         writeln!(
             f,
             "Device {:04x}:{:02x}:{:02x}.{:x} @{:#x}",
-            self.segment,
+            self.scope.segment,
             bus,
             devfn >> 3,
             devfn & 7,
@@ -1113,28 +685,27 @@ impl UnitState {
             "{:<17}\t{:<18}\t{:<18}\t{:<18}\t{:<18}\tPTE",
             "IOVA_PFN", "PML5E", "PML4E", "PDPE", "PDE"
         )?;
-        // SAFETY: The entry points to the live table tree of the domain
-        // (or identity table) the device is attached to, which stays
-        // attached, and so allocated, while `tables` is held.
+        // SAFETY: The entry points to the root table of the domain (or
+        // identity table) the device is attached to, which stays attached,
+        // and so allocated, while `tables` is held: detaching clears the
+        // entry under that lock before the domain can be freed. Tables
+        // below the root are freed only after an unmap unlinked them, which
+        // `dump` keeps from happening while it walks.
         unsafe { crate::pagetable::dump(pgd, (hi & 7) as u32 + 2, f) }
     }
 
     /// The number of buses whose root entry points to a context table.
     pub(crate) fn context_tables(&self) -> usize {
-        let tables = self.tables.lock();
-        (0..256)
-            .filter(|b| root_entry_ctp(tables.root.read(b * 2)).is_some())
-            .count()
+        self.tables.lock().buses()
     }
 }
 
-impl Unit {
+impl UnitState {
     /// Brings up the unit behind platform device `pdev`: maps and checks
     /// its registers, turns off translation left on by a previous kernel,
-    /// installs an empty root table (every device blocked), registers it
-    /// with the IOMMU core, which gives every device it translates a
-    /// domain, then turns translation on.
-    pub(crate) fn probe(pdev: &platform::Device<Core<'_>>) -> Result<Self> {
+    /// turns queued invalidation on and installs an empty root table
+    /// (every device blocked). Translation stays off.
+    pub(crate) fn bring_up(pdev: &platform::Device<Core<'_>>) -> Result<Arc<Self>> {
         let index = pdev.id().ok_or(EINVAL)?;
         let req = pdev.io_request_by_index(0).ok_or(ENODEV)?;
         let regs = req.iomap_exclusive_sized::<REG_SIZE>().inspect_err(|e| {
@@ -1165,16 +736,10 @@ impl Unit {
         );
         log_decoded(index, cap, ecap);
 
-        let (segment, include_all, scopes, rmrrs) = drhd_scopes(index as usize)?;
-        let mut contexts = KVec::with_capacity(256, GFP_KERNEL)?;
-        for _ in 0..256 {
-            contexts.push(None, GFP_KERNEL)?;
-        }
-        let root = TablePage::new()?;
-        let root_phys = root.phys();
-        let ndoms = cap.domains().min(1 << 16) as usize;
-        let mut dids = KVec::from_elem(0u64, ndoms.div_ceil(64), GFP_KERNEL)?;
-        dids[0] |= 1 | (1 << PASS_THROUGH_DID);
+        let scope = UnitScope::of_drhd(index as usize)?;
+        let tables = ContextTables::new()?;
+        let root_phys = tables.root_phys();
+        let dids = DomainIds::new(cap.domains())?;
         // INVARIANT: `check_readable` passed; RTADDR is set below, before
         // anything else uses the state.
         let state = Arc::pin_init(
@@ -1185,24 +750,17 @@ impl Unit {
                 regs: regs.into_devres()?,
                 cap,
                 ecap,
-                segment,
-                include_all,
-                scopes,
-                rmrrs,
-                tables <- new_mutex!(Tables { root, contexts }),
+                scope,
+                tables <- new_mutex!(tables),
                 qi <- new_spinlock_irq!(None),
+                register_lock <- new_spinlock_irq!(()),
                 dids <- new_spinlock_irq!(dids),
                 devices <- new_mutex!(KVec::new()),
                 identity <- new_mutex!(None),
                 fault_work <- new_delayed_work!("rust_vtd::fault_work"),
-                stopping: AtomicBool::new(false),
-                faults: AtomicU64::new(0),
-                log_budget: AtomicU32::new(FAULT_LOG_BURST),
-                unlogged: AtomicU32::new(0),
-                last_refill <- new_mutex!(Instant::now()),
-                fast_polls: AtomicU32::new(0),
-                qi_submissions: AtomicU64::new(0),
-                qi_descriptors: AtomicU64::new(0),
+                faults <- Faults::new(),
+                unconfirmed: AtomicU64::new(0),
+                leaked_tables: AtomicU64::new(0),
             }),
             GFP_KERNEL,
         )?;
@@ -1221,37 +779,45 @@ impl Unit {
         // Report and clear what an earlier user left in the fault registers.
         state.report_faults();
 
-        UNITS.lock().push(state.clone(), GFP_KERNEL)?;
-        let name = CString::try_from_fmt(fmt!("dmar{index}"))?;
-        let registration =
-            match Registration::register_with_attributes(state.clone(), pdev.as_ref(), &name, &OPS)
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    pr_err!(
-                        "dmar{}: registration with the IOMMU core failed: {:?}\n",
-                        index,
-                        e
-                    );
-                    UNITS.lock().retain(|u| !Arc::ptr_eq(u, &state));
-                    return Err(e);
-                }
-            };
-        let debugfs = unit_debugfs(&state, &name);
-        let unit = Unit {
-            registration: Some(registration),
-            state,
-            _debugfs: debugfs,
-        };
-        // From here on `unit`'s drop stops the poll.
-        unit.state.clone().poll_faults_later();
-        // Every device the unit translates has its context entry now.
-        unit.state.enable_translation()?;
-        pr_info!(
-            "dmar{}: translation enabled; {} bus(es) with context tables\n",
-            index,
-            unit.state.context_tables()
-        );
-        Ok(unit)
+        Ok(state)
+    }
+
+    /// Takes the unit down once no device uses it any more: translation
+    /// and queued invalidation off, the fault poll stopped, and the last
+    /// faults reported.
+    pub(crate) fn shut_down(self: &Arc<Self>) {
+        if self.disable_translation().is_err() {
+            pr_err!("dmar{}: could not turn translation off\n", self.index);
+        }
+        self.faults.stop();
+        cancel_delayed_work_sync(self);
+        self.report_faults();
+        if self.disable_qi().is_err() {
+            pr_err!(
+                "dmar{}: could not turn queued invalidation off\n",
+                self.index
+            );
+        }
+    }
+}
+
+/// The unit's queue registers, as [`InvQueue`] drives them.
+struct UnitQueueRegs<'a, 'b>(&'a ExclusiveIoMem<'b, REG_SIZE>);
+
+impl QueueHw for UnitQueueRegs<'_, '_> {
+    fn head(&self) -> Result<usize> {
+        Ok((self.0.try_read64(IQH)? >> 4) as usize % QUEUE_LEN)
+    }
+
+    fn set_tail(&self, tail: usize) -> Result {
+        self.0.try_write64((tail as u64) << 4, IQT)
+    }
+
+    fn fault_status(&self) -> Result<u32> {
+        self.0.try_read32(FSTS)
+    }
+
+    fn clear_fault_status(&self, bits: u32) -> Result {
+        self.0.try_write32(bits, FSTS)
     }
 }
