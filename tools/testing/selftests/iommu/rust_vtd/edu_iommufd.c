@@ -24,6 +24,18 @@
  *                            call, which covers 31 of the level-1 tables
  *                            whole: at most 3 tables may be left.  Needs a
  *                            1 GiB hugepage (hugepagesz=1G hugepages=1).
+ *
+ * edu_iommufd BDF qi-error DMAR: the same 64 MiB mapping, but before its
+ * unmap the IOMMU driver's test hook (debugfs iommu/intel/DMAR/
+ * inject_queue_error) is told to put an invalid descriptor in front of the
+ * next invalidation of this device's domain:
+ *
+ *   unconfirmed_flush_keeps_tables  the unit rejects it (IQE), so the
+ *                            flush of the unmap is not confirmed, and the
+ *                            31 level-1 tables the unmap covered whole must
+ *                            stay allocated (SecPageTables does not drop)
+ *   translation_works_after_queue_error  the next map and flush are
+ *                            confirmed: edu copies A to B through them
  */
 #include <sys/mman.h>
 #include <time.h>
@@ -119,6 +131,75 @@ static void open_device(const char *bdf)
 	}
 }
 
+/* The invalidation queue error scenario (see the top of the file). */
+static int qi_error(const char *bdf, const char *dmar)
+{
+	unsigned char *a, *b, *t, want[64];
+	long before, mapped, after;
+	unsigned int bus, dev, fn;
+	uint32_t ioas, hwpt;
+	char path[128], rid[16], why[128];
+	int fd, i, ok;
+
+	if (sscanf(bdf, "%*x:%x:%x.%x", &bus, &dev, &fn) != 3) {
+		fprintf(stderr, "bad BDF %s\n", bdf);
+		return 2;
+	}
+	open_device(bdf);
+	a = buffer(4096, 0);
+	b = buffer(4096, 0xee);
+	for (i = 0; i < 64; i++)
+		a[i] = want[i] = (unsigned char)(i * 5 + 3);
+	ioas = ioas_alloc();
+	if (ioas_map(ioas, a, 4096, IOVA_A)) {
+		perror("IOMMU_IOAS_MAP");
+		return 1;
+	}
+	hwpt = hwpt_alloc(ioas);
+	if (attach(hwpt)) {
+		perror("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+		return 1;
+	}
+	t = mmap(NULL, 1UL << 30, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (30 << MAP_HUGE_SHIFT), -1, 0);
+	if (t == MAP_FAILED) {
+		check(0, "unconfirmed_flush_keeps_tables", "no 1 GiB hugepage");
+		return 1;
+	}
+	memset(t, 1, TSIZE);
+	before = pagetables_kb();
+	if (ioas_map(ioas, t, TSIZE, IOVA_T)) {
+		check(0, "unconfirmed_flush_keeps_tables", strerror(errno));
+		return 1;
+	}
+	mapped = pagetables_kb();
+	snprintf(path, sizeof(path), "/sys/kernel/debug/iommu/intel/%s/inject_queue_error", dmar);
+	snprintf(rid, sizeof(rid), "0x%04x\n", (bus << 8) | (dev << 3) | fn);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, rid, strlen(rid)) != (ssize_t)strlen(rid)) {
+		perror(path);
+		return 1;
+	}
+	close(fd);
+	if (ioas_unmap(ioas, IOVA_T, TSIZE))
+		perror("IOMMU_IOAS_UNMAP");
+	after = pagetables_kb();
+	printf("# page tables: %ld KiB, %ld KiB with 64 MiB mapped, %ld KiB after the unmap\n",
+	       before, mapped, after);
+	snprintf(why, sizeof(why), "%ld KiB mapped, %ld KiB left after the unmap",
+		 mapped - before, after - before);
+	check(mapped - before >= 34 * 4 && after - before >= 34 * 4,
+	      "unconfirmed_flush_keeps_tables", why);
+
+	ok = !ioas_map(ioas, b, 4096, IOVA_B) && !edu_dma(IOVA_A, EDU_BUF, 64, 0) &&
+	     !edu_dma(EDU_BUF, IOVA_B, 64, 1) && !memcmp(b, want, 64) &&
+	     !ioas_unmap(ioas, IOVA_B, 4096);
+	snprintf(why, sizeof(why), "B holds %02x %02x, want %02x %02x", b[0], b[1], want[0],
+		 want[1]);
+	check(ok, "translation_works_after_queue_error", why);
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned char *a, *b, *c, *l, *t, want[64];
@@ -128,8 +209,11 @@ int main(int argc, char **argv)
 	uint32_t ioas1, ioas2, hwpt1, hwpt2;
 	char why[128];
 
+	if (argc == 4 && !strcmp(argv[2], "qi-error"))
+		return qi_error(argv[1], argv[3]);
 	if (argc != 3 && argc != 4) {
-		fprintf(stderr, "usage: %s BDF ATTEMPTS [PAUSE_MS]\n", argv[0]);
+		fprintf(stderr, "usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error DMAR\n",
+			argv[0], argv[0]);
 		return 2;
 	}
 	attempts = atoi(argv[2]);

@@ -2,6 +2,7 @@
 # Load rust_vtd and compare what it decodes with the hardware and with the
 # intel-iommu options QEMU was started with.
 . /tests/lib.sh
+plan 9
 insmod $KO
 result "insmod_succeeds_$RVTD_MODE" $?
 check_units
@@ -20,3 +21,4 @@ units_unbind
 rmmod rust_vtd
 result "rmmod_succeeds_$RVTD_MODE" $?
 check_no_splats "$RVTD_MODE"
+end_plan "caps_$RVTD_MODE"

@@ -15,6 +15,7 @@ ulimit -l unlimited
 # The dirty-tracking "huge" variants map up to 128 MiB of 2 MiB pages.
 echo 160 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 SUITES="iommufd iommufd_fail_nth"
+if [ -n "$KO" ]; then plan 16; else plan 4; fi
 
 # run_suite SUITE TAG: run it, leave its results in /tmp/SUITE.TAG.
 run_suite() {
@@ -62,6 +63,7 @@ if [ -z "$KO" ]; then
 	done
 	check_no_splats "iommufd_$m"
 	leaks_now "the upstream suites with the C driver"
+	end_plan "iommufd_$m"
 	exit 0
 fi
 
@@ -137,3 +139,4 @@ leaks_now vtd_fail_nth
 [ "$LEAKS" = 0 ]
 result "rust_vtd_allocation_failures_leak_nothing_$m" $?
 check_no_splats "vtd_fail_nth_$m"
+end_plan "iommufd_$m"

@@ -4,34 +4,62 @@
 . /tests/lib.sh
 base=$(dmar_units | head -n1)
 
-# KUnit: the kernel crate's doctests ran at boot; rust_vtd's suites run when
-# the module goes live.  Report every rust_vtd case and every other suite.
+# KUnit: the kernel crate's suites ran at boot; rust_vtd's run when the
+# module goes live.  Every suite must have run, with exactly the number of
+# cases it has here (a case that stops being built, or a suite that does
+# not run, fails), and every case must pass.  One test per suite.
+RVTD_SUITES="rust_vtd_context:4 rust_vtd_dmar:9 rust_vtd_domain:2 rust_vtd_domain_id:2
+	rust_vtd_invalidation:10 rust_vtd_pagetable:9"
+# The kernel crate's that this configuration builds (doctests and
+# #[kunit_tests] of rust/kernel): their counts are whatever the kernel
+# source has, so only their own plan lines are checked.
+KERNEL_SUITES="rust_kernel_fmt rust_netlink rust_spinlock_irq_condvar rust_doctests_kernel"
+plan $((1 + $(echo $RVTD_SUITES | wc -w) + $(echo $KERNEL_SUITES | wc -w) + 1 + 4 + 5))
 insmod $KO
 result "insmod_succeeds_$RVTD_MODE" $?
 sleep 1
-dmesg | sed -n 's/^\[ *[0-9.]*\] //p' > /tmp/ktap
-grep -E '^ok |^not ok ' /tmp/ktap | grep -v rust_vtd | while read -r st n name rest; do
-	[ "$st" = ok ] && echo "ok - kunit_$name" || echo "not ok - kunit_$name"
-done > /tmp/suites
-awk '/# Subtest: rust_vtd/{s=$3} s && /^    (not )?ok /{print s, $0} /^(not )?ok [0-9]+ rust_vtd/{s=""}' /tmp/ktap > /tmp/cases
-if [ -s /tmp/suites ]; then
-	while read -r line; do
-		case $line in
-		ok*) ok "${line#ok - }" ;;
-		*) not_ok "${line#not ok - }" ;;
-		esac
-	done < /tmp/suites
-else
-	not_ok "kunit_kernel_suites_ran"
-fi
-if [ -s /tmp/cases ]; then
-	while read -r suite a b c d; do
-		if [ "$a" = ok ]; then ok "kunit_${suite}_$c"; else not_ok "kunit_${suite}_$d"; fi
-	done < /tmp/cases
-else
-	not_ok "kunit_rust_vtd_suites_ran"
-fi
-grep -E 'doctests_kernel|rust_vtd_dmar' /tmp/ktap | grep -E '^# .*pass:' | while read -r l; do diag "$l"; done
+# One line per suite: name, its plan (1..N), cases reported, cases failed,
+# the failed cases' names.
+dmesg | sed -n 's/^\[ *[0-9.]*\] //p' | awk '
+	/^    # Subtest: / { s = $3; plan = "-"; ran = 0; failed = 0; names = "" }
+	s != "" && /^    1\.\.[0-9]+$/ { plan = substr($1, 4) }
+	s != "" && /^    ok / { ran++ }
+	s != "" && /^    not ok / { ran++; failed++; names = names " " $4 }
+	s != "" && /^(not )?ok [0-9]+ / { print s, plan, ran, failed, names; s = "" }
+' > /tmp/kunit
+sed 's/^/# kunit: /' /tmp/kunit
+# kunit_suite NAME WANT: the suite ran once, reported WANT cases (its own
+# plan if WANT is -), and all passed.
+kunit_suite() {
+	local name=$1 line plan ran failed want=$2
+	line=$(grep "^$1 " /tmp/kunit)
+	if [ "$(echo "$line" | grep -c .)" != 1 ]; then
+		diag "suite $1 ran $(echo "$line" | grep -c .) times"
+		return 1
+	fi
+	set -- $line
+	plan=$2 ran=$3 failed=$4
+	shift 4
+	[ "$want" = - ] && want=$plan
+	[ "$failed" = 0 ] || diag "suite $name: failed: $*"
+	[ "$plan" = "$want" ] && [ "$ran" = "$want" ] && [ "$failed" = 0 ] ||
+		diag "kunit suite: plan $plan, ran $ran, failed $failed, want $want cases"
+	[ "$plan" = "$want" ] && [ "$ran" = "$want" ] && [ "$failed" = 0 ]
+}
+for sw in $RVTD_SUITES; do
+	kunit_suite ${sw%:*} ${sw#*:}
+	result "kunit_${sw%:*}_${sw#*:}_cases_pass" $?
+done
+for s in $KERNEL_SUITES; do
+	kunit_suite $s -
+	result "kunit_${s}_all_cases_pass" $?
+done
+# No suite ran that is not listed here.
+extra=$(cut -d' ' -f1 /tmp/kunit | while read -r s; do
+	echo " $RVTD_SUITES $KERNEL_SUITES " | tr '\t\n' '  ' | grep -q " $s[: ]" || echo $s
+done)
+[ -z "$extra" ] || diag "suites not in this plan's lists: $extra"
+result "kunit_no_unlisted_suites" $([ -z "$extra" ]; echo $?)
 
 check_units
 units_unbind
@@ -86,3 +114,4 @@ else
 fi
 result "insmod_rmmod_50_cycles_clean" $fail
 check_no_splats "$RVTD_MODE"
+end_plan "legacy_$RVTD_MODE"

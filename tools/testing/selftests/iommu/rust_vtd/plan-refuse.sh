@@ -2,6 +2,7 @@
 # Loading must fail, with a message and an errno, and leave nothing behind.
 # The kernel command line says which case: rvtd.expect=<text in dmesg>.
 . /tests/lib.sh
+plan 3
 expect=$(sed -n 's/.*rvtd.expect=\([^ ]*\).*/\1/p' /proc/cmdline | tr '_' ' ')
 case_name=$(sed -n 's/.*rvtd.case=\([^ ]*\).*/\1/p' /proc/cmdline)
 iomem0=$(md5sum < /proc/iomem)
@@ -17,3 +18,4 @@ grep -q '^rust_vtd ' /proc/modules && { diag "module still loaded"; fail=1; }
 [ -e /sys/bus/platform/devices/rust_vtd.0 ] && { diag "unit device left behind"; fail=1; }
 result "load_refused_$case_name" $fail
 check_no_splats "$case_name"
+end_plan "$case_name"

@@ -4,6 +4,7 @@
 # reported as a direct mapping, and edu's translated DMA domain must map
 # it 1:1 while nothing else is reachable.
 . /tests/lib.sh
+plan 10
 m=$RVTD_MODE
 RMRR=0x7006000
 
@@ -47,3 +48,4 @@ units_unbind
 rmmod rust_vtd
 result "unload_$m" $?
 check_no_splats "rmrr_$m"
+end_plan "rmrr_$m"

@@ -118,6 +118,8 @@ int main(int argc, char **argv)
 		iova_t to = i % 2 ? never : gone.iova;
 
 		memset(src.vaddr, c, FRAME);
+		/* For the caller, which checks each attempt's fault. */
+		printf("ATTEMPT %#lx\n", (unsigned long)(to + (i % 32) * FRAME));
 		/* The device may or may not see its write fail. */
 		if (vfio_pci_driver_memcpy(dev, src.iova, to + (i % 32) * FRAME, FRAME))
 			errors++;
