@@ -232,7 +232,7 @@ impl Faults {
         io: &ExclusiveIoMem<'_, REG_SIZE>,
     ) -> Result<u32> {
         let mut log = self.log.lock();
-        let fsts = io.try_read32(FSTS)?;
+        let fsts = u32::from(io.read(FSTS));
         if fsts & (FSTS_PPF | FSTS_PFO) == 0 {
             return Ok(0);
         }
@@ -278,7 +278,7 @@ impl Faults {
                 index
             );
         }
-        io.try_write32(FSTS_PFO | FSTS_PPF | FSTS_PRO, FSTS)?;
+        io.write_reg(FSTS::from(FSTS_PFO | FSTS_PPF | FSTS_PRO));
         Ok(found)
     }
 

@@ -36,7 +36,6 @@
 use crate::regs::{
     poll,
     CCMD,
-    CCMD_ICC,
     COMMAND_TIMEOUT,
     FSTS_ICE,
     FSTS_IQE,
@@ -100,6 +99,9 @@ pub(crate) enum IotlbInvalidation {
         am: u8,
     },
 }
+
+/// CCMD.ICC: invalidate the context cache.
+const CCMD_ICC: u64 = 1 << 63;
 
 impl ContextInvalidation {
     /// The domain ID the invalidation is for, if it is for one.
@@ -244,12 +246,8 @@ pub(crate) fn register_invalidate(
     dw: bool,
 ) -> Result {
     if let Some(c) = ctx {
-        io.try_write64(c.register(), CCMD)?;
-        poll(
-            COMMAND_TIMEOUT,
-            || io.try_read64(CCMD),
-            |v| v & CCMD_ICC == 0,
-        )?;
+        io.try_write_reg(CCMD::from(c.register()))?;
+        poll(COMMAND_TIMEOUT, || io.try_read(CCMD), |v| !v.icc())?;
     }
     if let Some(t) = iotlb {
         let reg = iva + 8;

@@ -145,6 +145,70 @@ register! {
         25:25 ire => bool;
     }
 
+    /// Root Table Address Register.
+    pub(crate) RTADDR(u64) @ 0x20 {
+        /// Root table address, 4 KiB aligned.
+        63:12 rta;
+        /// Translation Table Mode: 0 legacy, 1 scalable, 3 abort DMA.
+        11:10 ttm;
+    }
+
+    /// Context Command Register.
+    pub(crate) CCMD(u64) @ 0x28 {
+        /// Invalidate Context-Cache; reads 1 while busy.
+        63:63 icc => bool;
+        /// Context Invalidation Request Granularity.
+        62:61 cirg;
+        /// Context Actual Invalidation Granularity.
+        60:59 caig;
+        /// Function Mask.
+        33:32 fm;
+        /// Source-ID.
+        31:16 sid;
+        /// Domain-ID.
+        15:0 did;
+    }
+
+    /// Fault Status Register (write 1 to clear the error bits).
+    pub(crate) FSTS(u32) @ 0x34 {
+        /// Fault Record Index.
+        15:8 fri;
+        /// Page Request Overflow.
+        7:7 pro => bool;
+        /// Invalidation Time-out Error.
+        6:6 ite => bool;
+        /// Invalidation Completion Error.
+        5:5 ice => bool;
+        /// Invalidation Queue Error.
+        4:4 iqe => bool;
+        /// Primary Pending Fault.
+        1:1 ppf => bool;
+        /// Primary Fault Overflow.
+        0:0 pfo => bool;
+    }
+
+    /// Invalidation Queue Head Register: the slot the unit fetches next.
+    pub(crate) IQH(u64) @ 0x80 {
+        /// Queue Head, in 128-bit descriptors.
+        18:4 qh;
+    }
+
+    /// Invalidation Queue Tail Register: the slot software fills next.
+    pub(crate) IQT(u64) @ 0x88 {
+        /// Queue Tail, in 128-bit descriptors.
+        18:4 qt;
+    }
+
+    /// Invalidation Queue Address Register.
+    pub(crate) IQA(u64) @ 0x90 {
+        /// Invalidation Queue Base Address, 4 KiB aligned.
+        63:12 iqa;
+        /// Descriptor Width: 256-bit descriptors.
+        11:11 dw => bool;
+        /// Queue Size: 2^qs pages.
+        2:0 qs;
+    }
+
     /// Global Status Register.
     pub(crate) GSTS(u32) @ 0x1c {
         /// Translation Enable Status.
@@ -168,20 +232,11 @@ register! {
     }
 }
 
-/// Root Table Address Register.
-pub(crate) const RTADDR: usize = 0x20;
-/// Context Command Register.
-pub(crate) const CCMD: usize = 0x28;
-/// CCMD: invalidate context cache; also the busy bit.
-pub(crate) const CCMD_ICC: u64 = 1 << 63;
-/// IOTLB Invalidate Register (at ECAP.IRO + 8): invalidate; also the busy
-/// bit.
+/// IOTLB Invalidate Register (at ECAP.IRO + 8; the IVA register is at
+/// ECAP.IRO): invalidate; also the busy bit. Its offset is known only at
+/// run time, as are those of the fault recording registers (CAP.FRO), so
+/// these two are accessed by offset.
 pub(crate) const IOTLB_IVT: u64 = 1 << 63;
-/// Invalidation Queue Head, Tail and Address registers. Head and tail hold
-/// the slot index in bits 18:4 (128-bit descriptors).
-pub(crate) const IQH: usize = 0x80;
-pub(crate) const IQT: usize = 0x88;
-pub(crate) const IQA: usize = 0x90;
 
 /// How long a unit may take to complete a command: the C driver allows
 /// about ten seconds (`DMAR_OPERATION_TIMEOUT`) and then panics; rust_vtd
@@ -213,11 +268,10 @@ pub(crate) fn poll<T>(
     }
 }
 
-/// Fault Status Register offset, and its write-1-to-clear bits: primary
+/// FSTS's write-1-to-clear bits, for masks: primary
 /// fault overflow, primary pending fault (read-only), invalidation queue
 /// error, invalidation completion error, invalidation time-out error,
 /// page request overflow.
-pub(crate) const FSTS: usize = 0x34;
 pub(crate) const FSTS_PFO: u32 = 1 << 0;
 pub(crate) const FSTS_PPF: u32 = 1 << 1;
 pub(crate) const FSTS_IQE: u32 = 1 << 4;

@@ -356,7 +356,7 @@ impl UnitState {
     /// Points the unit at the root table (RTADDR, then GCMD.SRTP) and
     /// invalidates everything cached from any earlier table.
     fn set_root_table(&self, root: u64) -> Result {
-        self.with_regs(|io| io.try_write64(root, RTADDR))?;
+        self.with_regs(|io| io.try_write_reg(RTADDR::from(root)))?;
         self.global_command(
             "set root table pointer",
             |c| c.with_srtp(true),
@@ -384,8 +384,8 @@ impl UnitState {
         )?;
         // IQT must be zero when IQA is written.
         self.with_regs(|io| {
-            io.try_write64(0, IQT)?;
-            io.try_write64(queue.iqa(), IQA)
+            io.try_write_reg(IQT::from(0))?;
+            io.try_write_reg(IQA::from(queue.iqa()))
         })?;
         self.global_command(
             "enable queued invalidation",
@@ -401,7 +401,7 @@ impl UnitState {
         self.with_regs(|io| {
             poll(
                 COMMAND_TIMEOUT,
-                || Ok(io.try_read64(IQH)? == io.try_read64(IQT)?),
+                || Ok(io.try_read(IQH)?.qh() == io.try_read(IQT)?.qt()),
                 |d| *d,
             )
             .map(|_| ())
@@ -806,18 +806,19 @@ struct UnitQueueRegs<'a, 'b>(&'a ExclusiveIoMem<'b, REG_SIZE>);
 
 impl QueueHw for UnitQueueRegs<'_, '_> {
     fn head(&self) -> Result<usize> {
-        Ok((self.0.try_read64(IQH)? >> 4) as usize % QUEUE_LEN)
+        Ok(self.0.try_read(IQH)?.qh().get() as usize % QUEUE_LEN)
     }
 
     fn set_tail(&self, tail: usize) -> Result {
-        self.0.try_write64((tail as u64) << 4, IQT)
+        self.0.try_write_reg(IQT::from((tail as u64) << 4))
     }
 
     fn fault_status(&self) -> Result<u32> {
-        self.0.try_read32(FSTS)
+        Ok(u32::from(self.0.read(FSTS)))
     }
 
     fn clear_fault_status(&self, bits: u32) -> Result {
-        self.0.try_write32(bits, FSTS)
+        self.0.write_reg(FSTS::from(bits));
+        Ok(())
     }
 }
