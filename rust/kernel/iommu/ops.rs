@@ -23,7 +23,10 @@ use super::{
 use crate::{
     bindings,
     device::Device,
-    error::VTABLE_DEFAULT_ERROR,
+    error::{
+        from_err_ptr,
+        VTABLE_DEFAULT_ERROR, //
+    },
     io::PhysAddr,
     module::{
         this_module,
@@ -31,7 +34,85 @@ use crate::{
     },
     prelude::*,
 };
-use core::marker::PhantomData;
+use core::{
+    marker::PhantomData,
+    ptr::NonNull, //
+};
+
+/// A reference to an IOMMU group (`struct iommu_group`): the devices that can only be isolated
+/// from the rest together. [`Ops::device_group`] returns one.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::iommu::ops::Group;
+///
+/// // A new group, empty until the core puts a device in it; the reference goes with `g`.
+/// let g = Group::new()?;
+/// drop(g);
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// # Invariants
+///
+/// `self.0` is a valid group that this value holds a reference to.
+pub struct Group(NonNull<bindings::iommu_group>);
+
+// SAFETY: A group reference may be dropped on any thread; the group has its own locking.
+unsafe impl Send for Group {}
+// SAFETY: `Group` gives no access to the group's contents.
+unsafe impl Sync for Group {}
+
+impl Group {
+    /// Takes over the reference returned by a group-finding function, or its error.
+    ///
+    /// # Safety
+    ///
+    /// `p` must be an `ERR_PTR` or a group the caller holds a reference to, which passes to the
+    /// new value.
+    unsafe fn from_ptr(p: *mut bindings::iommu_group) -> Result<Self> {
+        let p = from_err_ptr(p)?;
+        // INVARIANT: Per the safety requirements `p` is a referenced group.
+        NonNull::new(p).map(Self).ok_or(ENODEV)
+    }
+
+    /// A new, empty group (`iommu_group_alloc()`).
+    pub fn new() -> Result<Self> {
+        // SAFETY: `iommu_group_alloc()` returns a new group with a reference for the caller, or
+        // an `ERR_PTR`.
+        unsafe { Self::from_ptr(bindings::iommu_group_alloc()) }
+    }
+
+    /// The group the core gives `dev` by default: for a PCI device the group of the devices it
+    /// cannot be isolated from (DMA aliases, ACS; `pci_device_group()`), else a group of its
+    /// own (`generic_device_group()`).
+    pub fn default_for(dev: &Device) -> Result<Self> {
+        let d = dev.as_raw();
+        // SAFETY: `d` is valid during the call; both functions return a referenced group or an
+        // `ERR_PTR`.
+        unsafe {
+            Self::from_ptr(if bindings::dev_is_pci(d) {
+                bindings::pci_device_group(d)
+            } else {
+                bindings::generic_device_group(d)
+            })
+        }
+    }
+
+    /// Gives the reference to the caller.
+    fn into_raw(self) -> *mut bindings::iommu_group {
+        let p = self.0.as_ptr();
+        core::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the value holds a reference to the group.
+        unsafe { bindings::iommu_group_put(self.0.as_ptr()) };
+    }
+}
 
 /// The domain type a driver wants as a device's default domain.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -190,6 +271,12 @@ pub trait Ops: Sized + Send + Sync + 'static {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
+    /// The group `dev`, described by `data`, belongs in. Without this entry:
+    /// [`Group::default_for`].
+    fn device_group(_dev: &Device, _data: &Self::DeviceData) -> Result<Group> {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
     /// The default domain type `dev` needs, or `None` for the core's choice.
     fn def_domain_type(_dev: &Device, _data: &Self::DeviceData) -> Option<DefaultDomain> {
         build_error!(VTABLE_DEFAULT_ERROR)
@@ -338,14 +425,20 @@ impl<T: Ops> OpsTable<T> {
     ///
     /// Called by the IOMMU core with a valid device, as `iommu_ops.device_group`.
     unsafe extern "C" fn device_group(dev: *mut bindings::device) -> *mut bindings::iommu_group {
-        // SAFETY: `dev` is valid during the call; both functions return a referenced group or
-        // an `ERR_PTR`.
-        unsafe {
-            if bindings::dev_is_pci(dev) {
-                bindings::pci_device_group(dev)
-            } else {
-                bindings::generic_device_group(dev)
+        // SAFETY: The core holds a reference to `dev` during the call.
+        let dev: &Device = unsafe { Device::from_raw(dev) };
+        let group = if T::HAS_DEVICE_GROUP {
+            // SAFETY: The core asks for the group of a device `T` probed.
+            match unsafe { device_data::<T>(dev) } {
+                Some(data) => T::device_group(dev, data),
+                None => Err(ENODEV),
             }
+        } else {
+            Group::default_for(dev)
+        };
+        match group {
+            Ok(g) => g.into_raw(),
+            Err(e) => e.to_ptr(),
         }
     }
 
