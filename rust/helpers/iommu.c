@@ -46,3 +46,9 @@ __rust_helper void rust_helper_iommu_put_pages_list(struct iommu_pages_list *lis
 {
 	iommu_put_pages_list(list);
 }
+
+__rust_helper void rust_helper_iommu_pages_list_splice(struct iommu_pages_list *from,
+						       struct iommu_pages_list *to)
+{
+	iommu_pages_list_splice(from, to);
+}

@@ -25,6 +25,7 @@ use kernel::{
     io::PhysAddr,
     iommu::{
         domain::DomainRef,
+        pages::PendingTables,
         paging::{
             DomainOps,
             Geometry,
@@ -143,6 +144,15 @@ pub(crate) struct VtdDomain {
     format: TableFormat,
     #[pin]
     attached: SpinLockIrq<KVec<Attachment>>,
+    /// Tables lazy (flush-queue) unmaps have unlinked: freed by the next
+    /// `flush_iotlb_all` that all units confirm, kept for good if one does
+    /// not. (The core would free them after that flush whatever happened.)
+    #[pin]
+    pending: SpinLockIrq<PendingTables>,
+    /// Serialises `flush_iotlb_all`, and holds what one has taken from
+    /// `pending` while it flushes.
+    #[pin]
+    flushing: SpinLockIrq<PendingTables>,
 }
 
 /// The domain type the IOMMU core sees.
@@ -165,6 +175,8 @@ impl VtdDomain {
                 pt,
                 format,
                 attached <- new_spinlock_irq!(KVec::new()),
+                pending <- new_spinlock_irq!(PendingTables::new()),
+                flushing <- new_spinlock_irq!(PendingTables::new()),
             }),
             format.pgsizes,
             geometry,
@@ -318,9 +330,16 @@ impl PagingOps for VtdDomain {
         // the core's flush queue) has flushed them from the caches. The
         // invalidations never set IH, so that flush covers the
         // paging-structure caches too.
-        let n = self
-            .pt
-            .unmap(iova as u64, size, &mut |t| gather.free_after_flush(t));
+        // In lazy mode the tables wait in `pending` for the domain's next
+        // `flush_iotlb_all`, so that a flush that fails keeps them.
+        let queued = gather.queued();
+        let n = self.pt.unmap(iova as u64, size, &mut |t| {
+            if queued {
+                self.pending.lock().as_mut().add(t)
+            } else {
+                gather.free_after_flush(t)
+            }
+        });
         gather.add_range(iova, n as usize);
         n as usize
     }
@@ -330,12 +349,29 @@ impl PagingOps for VtdDomain {
     }
 
     fn flush_iotlb_all(&self) {
-        // (The core gives no way to report a failure here: in lazy mode it
-        // frees the flush queue's tables afterwards whatever happened. The
-        // unit has logged and counted it, and keeps the domain ID.)
+        // The tables unlinked before this flush starts are covered by it.
+        let mut flushing = self.flushing.lock();
+        self.pending.lock().as_mut().move_to(flushing.as_mut());
+        let mut confirmed = true;
         self.for_each_unit(|unit, did| {
-            let _ = unit.flush_iotlb(IotlbInvalidation::Domain { did });
+            // (A unit that does not confirm logs and counts it, and keeps
+            // the domain ID.)
+            if unit.flush_iotlb(IotlbInvalidation::Domain { did }).is_err() {
+                confirmed = false;
+            }
         });
+        if confirmed {
+            flushing.as_mut().free();
+        } else {
+            let n = flushing.as_mut().leak();
+            if n > 0 {
+                pr_warn!(
+                    "IOTLB flush not confirmed: {} page-table page(s) kept, never freed\n",
+                    n
+                );
+                self.tables_kept(n);
+            }
+        }
     }
 
     fn iotlb_sync(&self, gather: &IotlbGather<'_>) -> Result {

@@ -14,7 +14,8 @@ use crate::{
     bindings,
     io::PhysAddr,
     page::PAGE_SIZE,
-    prelude::*, //
+    prelude::*,
+    types::Opaque, //
 };
 use core::{
     ptr::NonNull,
@@ -199,5 +200,130 @@ impl core::ops::Deref for TablePage {
     fn deref(&self) -> &Table {
         // SAFETY: By the type invariant the page is live while `self` is.
         unsafe { self.0.as_ref() }
+    }
+}
+
+/// Table pages a page table has unlinked and that wait for an IOTLB flush to cover them before
+/// they may be freed, linked through their own page descriptors (`struct iommu_pages_list`):
+/// adding one never allocates. What is left is freed on drop.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::iommu::pages::{PendingTables, TablePage};
+/// use pin_init::stack_pin_init;
+///
+/// stack_pin_init!(let pending = PendingTables::new());
+/// stack_pin_init!(let flushing = PendingTables::new());
+/// pending.as_mut().add(TablePage::new()?);
+/// pending.as_mut().add(TablePage::new()?);
+/// // A flush starts: it covers what was unlinked before it.
+/// pending.as_mut().move_to(flushing.as_mut());
+/// assert_eq!((pending.len(), flushing.len()), (0, 2));
+/// // ... and is confirmed: the pages are freed.
+/// flushing.as_mut().free();
+/// assert_eq!(flushing.len(), 0);
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// # Invariants
+///
+/// `list` is an initialised list of `count` pages from the core's page allocator that this value
+/// owns.
+#[pin_data(PinnedDrop)]
+pub struct PendingTables {
+    #[pin]
+    list: Opaque<bindings::iommu_pages_list>,
+    count: usize,
+}
+
+// SAFETY: The pages are plain memory that any thread may free; the list is only reached through
+// `&mut self`.
+unsafe impl Send for PendingTables {}
+
+impl PendingTables {
+    /// An empty list.
+    pub fn new() -> impl PinInit<Self> {
+        // INVARIANT: The list head is initialised empty in place.
+        pin_init!(Self {
+            // SAFETY: `p` is valid for writes; an empty list points to itself.
+            list <- Opaque::ffi_init(|p: *mut bindings::iommu_pages_list| unsafe {
+                let head = &raw mut (*p).pages;
+                (*head).next = head;
+                (*head).prev = head;
+            }),
+            count: 0,
+        })
+    }
+
+    /// The number of pages waiting.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no page is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Adds `page`, unlinked from every table, to the list.
+    pub fn add(self: Pin<&mut Self>, page: TablePage) {
+        // SAFETY: `list` is not moved out of; only `count` changes.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: By the type invariant the list is initialised; the page came from the core's
+        // page allocator and the list owns it from now on.
+        unsafe { bindings::iommu_pages_list_add(this.list.get(), page.into_virt()) };
+        this.count += 1;
+    }
+
+    /// Moves every page to `to`.
+    pub fn move_to(self: Pin<&mut Self>, to: Pin<&mut Self>) {
+        // SAFETY: Neither list head is moved out of.
+        let (this, to) = unsafe { (self.get_unchecked_mut(), to.get_unchecked_mut()) };
+        // SAFETY: Both lists are initialised (type invariant); `this` is emptied right after.
+        unsafe {
+            bindings::iommu_pages_list_splice(this.list.get(), to.list.get());
+            let head = &raw mut (*this.list.get()).pages;
+            (*head).next = head;
+            (*head).prev = head;
+        }
+        to.count += this.count;
+        this.count = 0;
+    }
+
+    /// Frees every page: a flush that covers them has been confirmed.
+    pub fn free(self: Pin<&mut Self>) {
+        // SAFETY: The list head is not moved out of.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: By the type invariant the list holds pages of the core's allocator that we own;
+        // it is emptied after.
+        unsafe {
+            bindings::iommu_put_pages_list(this.list.get());
+            let head = &raw mut (*this.list.get()).pages;
+            (*head).next = head;
+            (*head).prev = head;
+        }
+        this.count = 0;
+    }
+
+    /// Keeps every page for good (a flush that should have covered them was not confirmed: the
+    /// hardware may still walk them), and empties the list. Returns how many there were.
+    pub fn leak(self: Pin<&mut Self>) -> usize {
+        // SAFETY: The list head is not moved out of.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: The pages stay allocated, referenced by no list; the head is reinitialised.
+        unsafe {
+            let head = &raw mut (*this.list.get()).pages;
+            (*head).next = head;
+            (*head).prev = head;
+        }
+        core::mem::take(&mut this.count)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for PendingTables {
+    fn drop(self: Pin<&mut Self>) {
+        self.free();
     }
 }
