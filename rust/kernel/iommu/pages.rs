@@ -203,6 +203,19 @@ impl core::ops::Deref for TablePage {
     }
 }
 
+/// Makes `head` an empty list (`INIT_LIST_HEAD()`).
+///
+/// # Safety
+///
+/// `head` must be valid for writes.
+pub(crate) unsafe fn init_list_head(head: *mut bindings::list_head) {
+    // SAFETY: Per the safety requirements `head` is valid for writes.
+    unsafe {
+        (*head).next = head;
+        (*head).prev = head;
+    }
+}
+
 /// Table pages a page table has unlinked and that wait for an IOTLB flush to cover them before
 /// they may be freed, linked through their own page descriptors (`struct iommu_pages_list`):
 /// adding one never allocates. What is left is freed on drop.
@@ -246,11 +259,9 @@ impl PendingTables {
     pub fn new() -> impl PinInit<Self> {
         // INVARIANT: The list head is initialised empty in place.
         pin_init!(Self {
-            // SAFETY: `p` is valid for writes; an empty list points to itself.
+            // SAFETY: `p` is valid for writes.
             list <- Opaque::ffi_init(|p: *mut bindings::iommu_pages_list| unsafe {
-                let head = &raw mut (*p).pages;
-                (*head).next = head;
-                (*head).prev = head;
+                init_list_head(&raw mut (*p).pages)
             }),
             count: 0,
         })
@@ -283,9 +294,7 @@ impl PendingTables {
         // SAFETY: Both lists are initialised (type invariant); `this` is emptied right after.
         unsafe {
             bindings::iommu_pages_list_splice(this.list.get(), to.list.get());
-            let head = &raw mut (*this.list.get()).pages;
-            (*head).next = head;
-            (*head).prev = head;
+            init_list_head(&raw mut (*this.list.get()).pages);
         }
         to.count += this.count;
         this.count = 0;
@@ -299,9 +308,7 @@ impl PendingTables {
         // it is emptied after.
         unsafe {
             bindings::iommu_put_pages_list(this.list.get());
-            let head = &raw mut (*this.list.get()).pages;
-            (*head).next = head;
-            (*head).prev = head;
+            init_list_head(&raw mut (*this.list.get()).pages);
         }
         this.count = 0;
     }
@@ -312,11 +319,7 @@ impl PendingTables {
         // SAFETY: The list head is not moved out of.
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: The pages stay allocated, referenced by no list; the head is reinitialised.
-        unsafe {
-            let head = &raw mut (*this.list.get()).pages;
-            (*head).next = head;
-            (*head).prev = head;
-        }
+        unsafe { init_list_head(&raw mut (*this.list.get()).pages) };
         core::mem::take(&mut this.count)
     }
 }

@@ -16,7 +16,10 @@ use super::{
         device_data,
         Ops, //
     },
-    pages::TablePage,
+    pages::{
+        init_list_head,
+        TablePage, //
+    },
 };
 use crate::{
     alloc::{
@@ -185,19 +188,6 @@ impl IotlbGather<'_> {
             bindings::iommu_put_pages_list(list);
             init_list_head(&raw mut (*list).pages);
         }
-    }
-}
-
-/// Makes `head` an empty list (`INIT_LIST_HEAD()`).
-///
-/// # Safety
-///
-/// `head` must be valid for writes.
-unsafe fn init_list_head(head: *mut bindings::list_head) {
-    // SAFETY: Per the safety requirements `head` is valid for writes.
-    unsafe {
-        (*head).next = head;
-        (*head).prev = head;
     }
 }
 
