@@ -800,7 +800,7 @@ mod tests {
         pt.map(0x20_0000, 0x4000_0000, 2 << 20, 1, RW, GFP_KERNEL)
             .1?;
         pt.map(0x40_1000, 0x5000, 4096, 1, RW, GFP_KERNEL).1?;
-        let mut out = KVec::<u8>::new();
+        let mut out = KVec::<u8>::with_capacity(4096, GFP_KERNEL)?;
         let mut w = Writer(&mut out);
         // SAFETY: `pt` is live for the call.
         unsafe { dump(pt.root_phys(), 4, &mut w) }.map_err(|_| EINVAL)?;
@@ -820,12 +820,18 @@ mod tests {
         Ok(())
     }
 
+    /// A writer into a buffer reserved up front: `dump` holds the walk
+    /// lock, with interrupts off, so nothing it writes to may allocate
+    /// (debugfs' seq_file buffer does not either).
     struct Writer<'a>(&'a mut KVec<u8>);
 
     impl core::fmt::Write for Writer<'_> {
         fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            if self.0.capacity() - self.0.len() < s.len() {
+                return Err(core::fmt::Error);
+            }
             self.0
-                .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+                .extend_from_slice(s.as_bytes(), GFP_NOWAIT)
                 .map_err(|_| core::fmt::Error)
         }
     }
