@@ -36,12 +36,6 @@ __rust_helper void rust_helper_iommu_free_pages(void *virt)
 	iommu_free_pages(virt);
 }
 
-__rust_helper void rust_helper_iommu_pages_list_add(struct iommu_pages_list *list,
-						    void *virt)
-{
-	iommu_pages_list_add(list, virt);
-}
-
 __rust_helper void rust_helper_iommu_put_pages_list(struct iommu_pages_list *list)
 {
 	iommu_put_pages_list(list);
@@ -51,4 +45,27 @@ __rust_helper void rust_helper_iommu_pages_list_splice(struct iommu_pages_list *
 						       struct iommu_pages_list *to)
 {
 	iommu_pages_list_splice(from, to);
+}
+
+/*
+ * Tables of IOMMUs whose walks do not snoop the CPU caches: written back
+ * through the DMA API or a cache flush, as the architecture needs.
+ */
+__rust_helper int rust_helper_iommu_pages_start_incoherent(void *virt,
+							   struct device *dma_dev)
+{
+	return iommu_pages_start_incoherent(virt, dma_dev);
+}
+
+__rust_helper void rust_helper_iommu_pages_flush_incoherent(struct device *dma_dev,
+							    void *virt, size_t offset,
+							    size_t len)
+{
+	iommu_pages_flush_incoherent(dma_dev, virt, offset, len);
+}
+
+__rust_helper void rust_helper_iommu_pages_free_incoherent(void *virt,
+							   struct device *dma_dev)
+{
+	iommu_pages_free_incoherent(virt, dma_dev);
 }

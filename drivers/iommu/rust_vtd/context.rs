@@ -9,7 +9,10 @@
 //! hardware caches around its changes.
 
 use kernel::{
-    iommu::pages::TablePage,
+    iommu::pages::{
+        TablePage,
+        Walker, //
+    },
     prelude::*, //
 };
 
@@ -79,29 +82,34 @@ pub(crate) fn source_id(bus: u8, devfn: u8) -> u16 {
 /// A unit's root table and the context tables it points to.
 ///
 /// The tables are written back from the CPU caches as they change, for
-/// units that do not snoop them (ECAP.C clear): a new context table whole
-/// before the root entry that links it, and every entry after it is
-/// written.
+/// units that do not snoop them (ECAP.C clear), through the core's
+/// `iommu_pages_*_incoherent()` helpers: a new context table whole before
+/// the root entry that links it, and every entry after it is written.
 ///
 /// # Invariants
 ///
 /// `contexts[b]` is the table root entry `b` points to, if it is present.
 pub(crate) struct ContextTables {
+    walker: Walker,
     root: TablePage,
     contexts: KVec<Option<TablePage>>,
 }
 
 impl ContextTables {
-    /// An empty root table (every device blocked), written back.
-    pub(crate) fn new() -> Result<Self> {
-        let root = TablePage::new()?;
-        root.flush_all();
+    /// An empty root table (every device blocked), which a unit that reads
+    /// tables as `walker` says can read.
+    pub(crate) fn new(walker: Walker) -> Result<Self> {
+        let root = TablePage::new(&walker)?;
         let mut contexts = KVec::with_capacity(256, GFP_KERNEL)?;
         for _ in 0..256 {
             contexts.push(None, GFP_KERNEL)?;
         }
         // INVARIANT: No root entry is present.
-        Ok(Self { root, contexts })
+        Ok(Self {
+            walker,
+            root,
+            contexts,
+        })
     }
 
     /// The physical address of the root table, for RTADDR.
@@ -150,8 +158,7 @@ impl ContextTables {
     pub(crate) fn set(&mut self, bus: u8, devfn: u8, entry: ContextEntry) -> Result {
         let b = usize::from(bus);
         if self.contexts[b].is_none() {
-            let ctx = TablePage::new()?;
-            ctx.flush_all();
+            let ctx = TablePage::new(&self.walker)?;
             let [lo, hi] = root_entry(ctx.phys());
             self.root.write(b * 2 + 1, hi);
             self.root.write(b * 2, lo);
@@ -220,7 +227,7 @@ mod tests {
 
     #[test]
     fn context_tables_set_clear_erase() -> Result {
-        let mut t = ContextTables::new()?;
+        let mut t = ContextTables::new(Walker::Coherent)?;
         assert_eq!(t.buses(), 0);
         let e = ContextEntry {
             did: 5,

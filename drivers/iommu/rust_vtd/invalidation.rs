@@ -52,7 +52,10 @@ use kernel::{
         mem::ExclusiveIoMem,
         Io, //
     },
-    iommu::pages::TablePage,
+    iommu::pages::{
+        TablePage,
+        Walker, //
+    },
     new_spinlock_irq,
     prelude::*,
     processor::cpu_relax,
@@ -234,7 +237,7 @@ pub(crate) fn wait_descriptor(data: u32, status: u64) -> [u64; 2] {
 }
 
 /// Carries out `ctx` then `iotlb` through the registers of a unit without
-/// queued invalidation (VT-d 6.5.1), whose IOTLB registers are at `iva`
+/// queued invalidation (VT-d 6.5.1), whose IOTLB registers are `regs`
 /// (ECAP.IRO), and waits, bounded, for each. The caller holds the unit's
 /// register lock.
 pub(crate) fn register_invalidate(
@@ -250,7 +253,6 @@ pub(crate) fn register_invalidate(
         poll(COMMAND_TIMEOUT, || io.try_read(CCMD), |v| !v.icc())?;
     }
     if let Some(t) = iotlb {
-        let reg = iva + 8;
         if let Some(a) = t.address() {
             io.try_write64(a, iva)?;
         }
@@ -487,9 +489,6 @@ pub(crate) struct InvQueue {
     index: u32,
     queue: TablePage,
     status: TablePage,
-    /// Whether the unit snoops the CPU caches when it reads the queue
-    /// (ECAP.C); if not, descriptors are written back first.
-    coherent: bool,
     timeout: Delta,
     #[pin]
     ring: SpinLockIrq<Ring>,
@@ -499,12 +498,17 @@ pub(crate) struct InvQueue {
 
 impl InvQueue {
     /// An empty queue of unit `dmar<index>`; batches may take `timeout`.
-    pub(crate) fn new(index: u32, coherent: bool, timeout: Delta) -> impl PinInit<Self, Error> {
+    /// The descriptors are written back from the CPU caches for a unit
+    /// that reads memory as `walker` says.
+    pub(crate) fn new(
+        index: u32,
+        walker: &Walker,
+        timeout: Delta,
+    ) -> impl PinInit<Self, Error> + '_ {
         try_pin_init!(Self {
             index,
-            queue: TablePage::new()?,
-            status: TablePage::new()?,
-            coherent,
+            queue: TablePage::new(walker)?,
+            status: TablePage::new(&Walker::Coherent)?,
             timeout,
             ring <- new_spinlock_irq!(Ring::new()),
             stats: QueueStats::default(),
@@ -526,9 +530,7 @@ impl InvQueue {
         let i = slot * 2;
         self.queue.write(i + 1, desc[1]);
         self.queue.write(i, desc[0]);
-        if !self.coherent {
-            self.queue.flush(i, 2);
-        }
+        self.queue.flush(i, 2);
     }
 
     /// Test hook: the next batch that invalidates domain `did` gets an
@@ -1010,7 +1012,10 @@ mod tests {
     const FLUSH: [u64; 2] = [0x12, 0];
 
     fn new_queue() -> Result<Pin<KBox<InvQueue>>> {
-        KBox::pin_init(InvQueue::new(0, true, Delta::from_millis(2)), GFP_KERNEL)
+        KBox::pin_init(
+            InvQueue::new(0, &Walker::Coherent, Delta::from_millis(2)),
+            GFP_KERNEL,
+        )
     }
 
     #[test]

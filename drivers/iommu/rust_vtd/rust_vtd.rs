@@ -50,6 +50,8 @@ module! {
     authors: ["rust_vtd developers"],
     description: "Intel VT-d DMA remapping driver written in Rust",
     license: "GPL v2",
+    // generic_pt's page-table operations (kernel::iommu::pt).
+    imports_ns: ["GENERIC_PT_IOMMU"],
     params: {
         identity_page_tables: bool {
             default: false,

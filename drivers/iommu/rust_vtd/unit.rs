@@ -27,8 +27,8 @@ use crate::{
         QUEUE_LEN, //
     },
     pagetable::{
-        pgsize_bitmap,
-        PageTable, //
+        TableFormat,
+        UnitFeatures, //
     },
     regs::{
         check_readable,
@@ -76,6 +76,12 @@ use kernel::{
             IommuDevice, //
         },
         domain::dma_api_translated,
+        pages::Walker,
+        paging::Prot,
+        pt::{
+            Table,
+            Vtdss, //
+        },
     },
     new_mutex, new_spinlock_irq, platform,
     prelude::*,
@@ -103,8 +109,15 @@ use kernel::{
 /// The 1:1 page table of identity domains on a unit that cannot (or, by
 /// the module parameter, must not) pass DMA through, and its domain ID.
 struct IdentityTable {
-    pt: PageTable,
+    pt: Pin<KBox<Table<Vtdss>>>,
     did: u16,
+}
+
+/// Maps `first..=last` (page-aligned) 1:1 in `pt`.
+fn map_identity(pt: Pin<&mut Table<Vtdss>>, first: u64, last: u64, prot: Prot) -> Result {
+    let len = usize::try_from(last - first + 1).map_err(|_| ERANGE)?;
+    pt.map(first as usize, first, len, prot, GFP_KERNEL)?;
+    Ok(())
 }
 
 /// What a remapping unit shares with the IOMMU core's callbacks.
@@ -126,6 +139,9 @@ pub(crate) struct UnitState {
     pub(crate) cap: CAP,
     /// Extended capability register.
     pub(crate) ecap: ECAP,
+    /// How the unit reads the tables it walks (ECAP.C); an incoherent
+    /// unit's tables are written back for its platform device.
+    pub(crate) walker: Walker,
     /// The devices and reserved memory the firmware assigns the unit.
     scope: UnitScope,
     #[pin]
@@ -379,7 +395,7 @@ impl UnitState {
             self.disable_qi_hw()?;
         }
         let queue = Arc::pin_init(
-            InvQueue::new(self.index, self.ecap.c(), QI_TIMEOUT),
+            InvQueue::new(self.index, &self.walker, QI_TIMEOUT),
             GFP_KERNEL,
         )?;
         // IQT must be zero when IQA is written.
@@ -605,27 +621,49 @@ impl UnitState {
             did: t.did,
             aw,
             tt: TranslationType::MultiLevel,
-            slptptr: t.pt.root_phys(),
+            slptptr: t.pt.hw_info().root,
         })
     }
 
     fn build_identity(&self, aw: u8) -> Result<IdentityTable> {
-        let pt = PageTable::new(u32::from(aw) + 2, self.ecap.c(), self.ecap.sc())?;
-        let sizes = pgsize_bitmap(self.cap.sllps().get());
+        let format = TableFormat::for_unit(&UnitFeatures::of(self.cap, self.ecap))?;
+        let cfg = format.config(&self.walker);
+        let mut pt = KBox::pin_init(Table::<Vtdss>::new(&cfg, GFP_KERNEL), GFP_KERNEL)?;
+        pt.as_mut().restrict_page_sizes(format.pgsizes)?;
+        debug_assert_eq!(pt.hw_info().aw, aw);
+        // System RAM and the reserved memory regions, page-aligned, sorted
+        // and merged (an RMRR may overlap RAM), each mapped once.
+        let mut ranges = KVec::new();
         let mut bytes = 0;
-        for (first, last) in system_ram_ranges()?.iter() {
-            pt.map_identity(*first, *last, sizes)?;
+        for &(first, last) in system_ram_ranges()?.iter() {
+            ranges.push((first, last), GFP_KERNEL)?;
             bytes += last - first + 1;
         }
-        for (base, limit) in self.scope.rmrrs() {
-            pt.map_identity(base, limit, sizes)?;
+        for r in self.scope.rmrrs() {
+            ranges.push(r, GFP_KERNEL)?;
+        }
+        ranges.sort_unstable();
+        let rw = Prot::READ.union(Prot::WRITE);
+        let mut merged: Option<(u64, u64)> = None;
+        for (first, last) in ranges.iter().map(|&(f, l)| (f & !0xfff, l | 0xfff)) {
+            merged = match merged {
+                Some((f, l)) if first <= l.saturating_add(1) => Some((f, l.max(last))),
+                Some((f, l)) => {
+                    map_identity(pt.as_mut(), f, l, rw)?;
+                    Some((first, last))
+                }
+                None => Some((first, last)),
+            };
+        }
+        if let Some((f, l)) = merged {
+            map_identity(pt.as_mut(), f, l, rw)?;
         }
         let did = self.alloc_did()?;
         pr_info!(
-            "dmar{}: identity domain: 1:1 page table of {} MiB of RAM, {} table pages, domain {}\n",
+            "dmar{}: identity domain: 1:1 page table of {} MiB of RAM, {} levels, domain {}\n",
             self.index,
             bytes >> 20,
-            pt.table_count(),
+            u32::from(aw) + 2,
             did
         );
         Ok(IdentityTable { pt, did })
@@ -689,8 +727,8 @@ impl UnitState {
         // identity table) the device is attached to, which stays attached,
         // and so allocated, while `tables` is held: detaching clears the
         // entry under that lock before the domain can be freed. Tables
-        // below the root are freed only after an unmap unlinked them, which
-        // `dump` keeps from happening while it walks.
+        // below the root that an unmap unlinks are freed only under the walk
+        // lock (`PagingOps::free_tables`), which `dump` holds while it walks.
         unsafe { crate::pagetable::dump(pgd, (hi & 7) as u32 + 2, f) }
     }
 
@@ -737,7 +775,12 @@ impl UnitState {
         log_decoded(index, cap, ecap);
 
         let scope = UnitScope::of_drhd(index as usize)?;
-        let tables = ContextTables::new()?;
+        let walker = if ecap.c() {
+            Walker::Coherent
+        } else {
+            Walker::Incoherent(pdev.as_ref().into())
+        };
+        let tables = ContextTables::new(walker.clone())?;
         let root_phys = tables.root_phys();
         let dids = DomainIds::new(cap.domains())?;
         // INVARIANT: `check_readable` passed; RTADDR is set below, before
@@ -750,6 +793,7 @@ impl UnitState {
                 regs: regs.into_devres()?,
                 cap,
                 ecap,
+                walker,
                 scope,
                 tables <- new_mutex!(tables),
                 qi <- new_spinlock_irq!(None),

@@ -5,16 +5,19 @@
 //! Table pages come from the IOMMU core's page allocator, which accounts them as
 //! "iommu-pagetables" (`SecPageTables` in `/proc/meminfo`) and lets a page table give removed
 //! tables to the core, to be freed only after the IOTLB flush (see
-//! [`IotlbGather::free_after_flush`](super::paging::IotlbGather::free_after_flush)).
+//! [`IotlbGather::frees_tables`](super::paging::IotlbGather::frees_tables)).
 //!
 //! C header: [`drivers/iommu/iommu-pages.h`](srctree/drivers/iommu/iommu-pages.h)
 
 use crate::{
     alloc::Flags,
     bindings,
+    device::Device,
+    error::to_result,
     io::PhysAddr,
     page::PAGE_SIZE,
     prelude::*,
+    sync::aref::ARef,
     types::Opaque, //
 };
 use core::{
@@ -68,36 +71,28 @@ impl Table {
         self.0[index].fetch_or(bits, Ordering::AcqRel);
     }
 
-    /// Writes back `count` words from `index` from the CPU caches to memory, for hardware that
-    /// does not snoop them (VT-d: ECAP.C clear).
-    pub fn flush(&self, index: usize, count: usize) {
-        let words = &self.0[index..index + count];
-        // SAFETY: The range lies within the table, which is mapped; `clflush_cache_range()`
-        // only writes cache lines back.
-        unsafe {
-            bindings::clflush_cache_range(
-                words.as_ptr().cast_mut().cast(),
-                (count * core::mem::size_of::<u64>()) as u32,
-            )
-        };
-    }
-
-    /// Writes the whole table back from the CPU caches to memory: a new table, before it is
-    /// linked where hardware that does not snoop them can reach it.
-    pub fn flush_all(&self) {
-        self.flush(0, TABLE_WORDS)
-    }
-
     /// The table at physical address `phys`.
     ///
     /// # Safety
     ///
-    /// `phys` must be the address of a [`TablePage`] leaked with [`TablePage::into_phys`] that
-    /// is not reclaimed (with [`TablePage::from_phys`]) while the returned reference lives.
+    /// `phys` must be the address of a table page (a [`TablePage`], or a table of a
+    /// [`pt::Table`](super::pt::Table)) that is not freed while the returned reference lives.
     pub unsafe fn from_phys<'a>(phys: PhysAddr) -> &'a Self {
         // SAFETY: Per the safety requirements `phys` is a live table in the linear map.
         unsafe { &*bindings::phys_to_virt(phys).cast::<Self>() }
     }
+}
+
+/// How an IOMMU reads the tables it walks.
+#[derive(Clone)]
+pub enum Walker {
+    /// Through the CPU caches (its walks snoop them): what the CPU wrote is what it reads.
+    Coherent,
+    /// From memory: tables are written back from the CPU caches when they are made and after
+    /// each change, through the core's `iommu_pages_*_incoherent()` helpers, for this device
+    /// (the IOMMU's own; the DMA API flushes for it on architectures that need the DMA API for
+    /// that).
+    Incoherent(ARef<Device>),
 }
 
 /// A zeroed, 4 KiB-aligned page of 64-bit words whose physical address can be handed to
@@ -106,30 +101,30 @@ impl Table {
 /// # Examples
 ///
 /// ```
-/// use kernel::iommu::pages::{Table, TablePage};
+/// use kernel::iommu::pages::{Table, TablePage, Walker};
 ///
-/// let page = TablePage::new()?;
+/// let page = TablePage::new(&Walker::Coherent)?;
 /// assert_eq!(page.phys() % 4096, 0);
 /// assert_eq!(page.read(7), 0);
 /// page.write(7, 0x1234_5001);
 /// assert_eq!(page.read(7), 0x1234_5001);
 /// assert_eq!(page.compare_exchange(7, 0, 1), Err(0x1234_5001));
+/// // Nothing to write back for a coherent walker.
 /// page.flush(7, 1);
-///
-/// // Handed over to a table walker that only knows physical addresses...
-/// let phys = page.into_phys();
-/// // SAFETY: `phys` was just leaked and is not reclaimed before the reference's last use.
-/// assert_eq!(unsafe { Table::from_phys(phys) }.read(7), 0x1234_5001);
-/// // ... and taken back.
-/// // SAFETY: `phys` came from `into_phys()` and nothing refers to it any more.
-/// drop(unsafe { TablePage::from_phys(phys) });
+/// // SAFETY: `page` lives while the reference does.
+/// assert_eq!(unsafe { Table::from_phys(page.phys()) }.read(7), 0x1234_5001);
 /// # Ok::<(), Error>(())
 /// ```
 ///
 /// # Invariants
 ///
-/// The pointer is a page from `iommu_alloc_pages_sz()` that this value owns.
-pub struct TablePage(NonNull<Table>);
+/// `page` is a page from `iommu_alloc_pages_sz()` that this value owns; it was made incoherent
+/// (`iommu_pages_start_incoherent()`) for the device of `walker` if `walker` is
+/// [`Walker::Incoherent`].
+pub struct TablePage {
+    page: NonNull<Table>,
+    walker: Walker,
+}
 
 // SAFETY: A table page is plain memory with atomic words; it can be freed from any thread.
 unsafe impl Send for TablePage {}
@@ -138,59 +133,64 @@ unsafe impl Send for TablePage {}
 unsafe impl Sync for TablePage {}
 
 impl TablePage {
-    /// Allocates a zeroed table page.
-    pub fn new() -> Result<Self> {
-        Self::new_with(GFP_KERNEL)
+    /// Allocates a zeroed table page that `walker` can read.
+    pub fn new(walker: &Walker) -> Result<Self> {
+        Self::new_with(walker, GFP_KERNEL)
     }
 
-    /// Allocates a zeroed table page with allocation flags `flags` (for example `GFP_ATOMIC`
-    /// where the caller cannot sleep).
-    pub fn new_with(flags: Flags) -> Result<Self> {
+    /// Allocates a zeroed table page that `walker` can read, with allocation flags `flags`
+    /// (for example `GFP_ATOMIC` where the caller cannot sleep).
+    pub fn new_with(walker: &Walker, flags: Flags) -> Result<Self> {
         const _: () = assert!(core::mem::size_of::<Table>() == PAGE_SIZE);
         // SAFETY: Plain page allocation; the page comes back zeroed (`__GFP_ZERO` is added by
         // the allocator) and page-aligned.
         let p = unsafe { bindings::iommu_alloc_pages_sz(flags.as_raw(), PAGE_SIZE) };
         // INVARIANT: A non-null result is a page of ours; all zeroes is a valid
-        // `[AtomicU64; _]`.
-        Ok(Self(NonNull::new(p.cast()).ok_or(ENOMEM)?))
+        // `[AtomicU64; _]`. It is coherent until started below.
+        let mut page = Self {
+            page: NonNull::new(p.cast()).ok_or(ENOMEM)?,
+            walker: Walker::Coherent,
+        };
+        if let Walker::Incoherent(dev) = walker {
+            // SAFETY: The page is ours, from the core's allocator, and not yet incoherent;
+            // `dev` is a live device.
+            to_result(unsafe { bindings::iommu_pages_start_incoherent(p, dev.as_raw()) })?;
+            // INVARIANT: Started incoherent for `dev` (written back whole).
+            page.walker = walker.clone();
+        }
+        Ok(page)
     }
 
-    /// Gives up ownership and returns the page's physical address, for example to link it into
-    /// a table tree that software walks by physical address. [`TablePage::from_phys`] takes it
-    /// back; until then the page is leaked.
-    pub fn into_phys(self) -> PhysAddr {
-        let phys = self.phys();
-        core::mem::forget(self);
-        phys
-    }
-
-    /// Takes back the page at `phys`.
-    ///
-    /// # Safety
-    ///
-    /// `phys` must come from [`TablePage::into_phys`], be taken back only once, and no
-    /// reference from [`Table::from_phys`] to it may be used afterwards.
-    pub unsafe fn from_phys(phys: PhysAddr) -> Self {
-        // SAFETY: Per the safety requirements `phys` is a page leaked by `into_phys()`, in the
-        // linear map, where `phys_to_virt()` gives its address.
-        let p = unsafe { bindings::phys_to_virt(phys) };
-        // INVARIANT: Ownership of the leaked page returns to the new value.
-        // SAFETY: A linear-map address is not null.
-        Self(unsafe { NonNull::new_unchecked(p.cast()) })
-    }
-
-    /// Gives up ownership and returns the page's virtual address, for the core's page lists.
-    pub(crate) fn into_virt(self) -> *mut crate::ffi::c_void {
-        let p = self.0.as_ptr().cast();
-        core::mem::forget(self);
-        p
+    /// Writes `count` words from `index` back from the CPU caches to memory where the walker
+    /// reads from memory; nothing for a coherent one.
+    pub fn flush(&self, index: usize, count: usize) {
+        assert!(index + count <= TABLE_WORDS);
+        if let Walker::Incoherent(dev) = &self.walker {
+            // SAFETY: The range lies within the page, which is ours and incoherent for `dev`
+            // (type invariant).
+            unsafe {
+                bindings::iommu_pages_flush_incoherent(
+                    dev.as_raw(),
+                    self.page.as_ptr().cast(),
+                    index * core::mem::size_of::<u64>(),
+                    count * core::mem::size_of::<u64>(),
+                )
+            };
+        }
     }
 }
 
 impl Drop for TablePage {
     fn drop(&mut self) {
-        // SAFETY: By the type invariant the page is ours and came from `iommu_alloc_pages_sz()`.
-        unsafe { bindings::iommu_free_pages(self.0.as_ptr().cast()) };
+        let p = self.page.as_ptr().cast();
+        // SAFETY: By the type invariant the page is ours, from `iommu_alloc_pages_sz()`, and
+        // incoherent for the walker's device exactly if the walker is incoherent.
+        unsafe {
+            match &self.walker {
+                Walker::Coherent => bindings::iommu_free_pages(p),
+                Walker::Incoherent(dev) => bindings::iommu_pages_free_incoherent(p, dev.as_raw()),
+            }
+        }
     }
 }
 
@@ -199,7 +199,7 @@ impl core::ops::Deref for TablePage {
 
     fn deref(&self) -> &Table {
         // SAFETY: By the type invariant the page is live while `self` is.
-        unsafe { self.0.as_ref() }
+        unsafe { self.page.as_ref() }
     }
 }
 
@@ -218,33 +218,14 @@ pub(crate) unsafe fn init_list_head(head: *mut bindings::list_head) {
 
 /// Table pages a page table has unlinked and that wait for an IOTLB flush to cover them before
 /// they may be freed, linked through their own page descriptors (`struct iommu_pages_list`):
-/// adding one never allocates. What is left is freed on drop.
-///
-/// # Examples
-///
-/// ```
-/// use kernel::iommu::pages::{PendingTables, TablePage};
-/// use pin_init::stack_pin_init;
-///
-/// stack_pin_init!(let pending = PendingTables::new());
-/// stack_pin_init!(let flushing = PendingTables::new());
-/// pending.as_mut().add(TablePage::new()?);
-/// pending.as_mut().add(TablePage::new()?);
-/// // A flush starts: it covers what was unlinked before it.
-/// pending.as_mut().move_to(flushing.as_mut());
-/// assert_eq!((pending.len(), flushing.len()), (0, 2));
-/// // ... and is confirmed: the pages are freed.
-/// flushing.as_mut().free();
-/// assert_eq!(flushing.len(), 0);
-/// # Ok::<(), Error>(())
-/// ```
+/// adding them never allocates. What is left is freed on drop.
 ///
 /// # Invariants
 ///
 /// `list` is an initialised list of `count` pages from the core's page allocator that this value
 /// owns.
 #[pin_data(PinnedDrop)]
-pub struct PendingTables {
+pub(crate) struct PendingTables {
     #[pin]
     list: Opaque<bindings::iommu_pages_list>,
     count: usize,
@@ -256,7 +237,7 @@ unsafe impl Send for PendingTables {}
 
 impl PendingTables {
     /// An empty list.
-    pub fn new() -> impl PinInit<Self> {
+    pub(crate) fn new() -> impl PinInit<Self> {
         // INVARIANT: The list head is initialised empty in place.
         pin_init!(Self {
             // SAFETY: `p` is valid for writes.
@@ -267,28 +248,13 @@ impl PendingTables {
         })
     }
 
-    /// The number of pages waiting.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
     /// Whether no page is waiting.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
-    /// Adds `page`, unlinked from every table, to the list.
-    pub fn add(self: Pin<&mut Self>, page: TablePage) {
-        // SAFETY: `list` is not moved out of; only `count` changes.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: By the type invariant the list is initialised; the page came from the core's
-        // page allocator and the list owns it from now on.
-        unsafe { bindings::iommu_pages_list_add(this.list.get(), page.into_virt()) };
-        this.count += 1;
-    }
-
     /// Moves every page to `to`.
-    pub fn move_to(self: Pin<&mut Self>, to: Pin<&mut Self>) {
+    pub(crate) fn move_to(self: Pin<&mut Self>, to: Pin<&mut Self>) {
         // SAFETY: Neither list head is moved out of.
         let (this, to) = unsafe { (self.get_unchecked_mut(), to.get_unchecked_mut()) };
         // SAFETY: Both lists are initialised (type invariant); `this` is emptied right after.
@@ -300,8 +266,31 @@ impl PendingTables {
         this.count = 0;
     }
 
+    /// Moves every page of the core's page list `from` here, and empties it.
+    ///
+    /// # Safety
+    ///
+    /// `from` must be a valid, initialised list of pages from the core's page allocator that the
+    /// caller owns.
+    pub(crate) unsafe fn splice_from(self: Pin<&mut Self>, from: *mut bindings::iommu_pages_list) {
+        // SAFETY: `list` is not moved out of; only `count` changes.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: Per the safety requirements `from` is a valid list; it is counted, moved to
+        // our initialised list (type invariant), which owns its pages from now on, and emptied.
+        unsafe {
+            let head = &raw mut (*from).pages;
+            let mut p = (*head).next;
+            while p != head {
+                this.count += 1;
+                p = (*p).next;
+            }
+            bindings::iommu_pages_list_splice(from, this.list.get());
+            init_list_head(head);
+        }
+    }
+
     /// Frees every page: a flush that covers them has been confirmed.
-    pub fn free(self: Pin<&mut Self>) {
+    pub(crate) fn free(self: Pin<&mut Self>) {
         // SAFETY: The list head is not moved out of.
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: By the type invariant the list holds pages of the core's allocator that we own;
@@ -315,7 +304,7 @@ impl PendingTables {
 
     /// Keeps every page for good (a flush that should have covered them was not confirmed: the
     /// hardware may still walk them), and empties the list. Returns how many there were.
-    pub fn leak(self: Pin<&mut Self>) -> usize {
+    pub(crate) fn leak(self: Pin<&mut Self>) -> usize {
         // SAFETY: The list head is not moved out of.
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: The pages stay allocated, referenced by no list; the head is reinitialised.

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! IOMMU paging domains: address spaces translated through page tables the driver keeps.
+//! IOMMU paging domains: address spaces translated through generic_pt page tables.
 //!
 //! A driver implements [`PagingOps`] for its domain type and returns new domains from
-//! [`Ops::domain_alloc_paging_flags`]. The core uses them for the DMA API's default domains
+//! [`Ops::domain_alloc_paging_flags`]. A [`PagingDomain`] keeps its mappings in a
+//! [`pt::Table`] of the driver's format; the driver attaches devices to it and keeps the
+//! hardware's caches in step. The core uses them for the DMA API's default domains
 //! (`IOMMU_DOMAIN_DMA`, `IOMMU_DOMAIN_DMA_FQ`) and for iommufd and VFIO
 //! (`IOMMU_DOMAIN_UNMANAGED`); it maps and unmaps ranges, and asks for the IOTLB to be
 //! synchronised at the points the DMA API's strict or lazy mode requires.
@@ -18,7 +20,12 @@ use super::{
     },
     pages::{
         init_list_head,
-        TablePage, //
+        PendingTables, //
+    },
+    pt::{
+        self,
+        Format,
+        Table, //
     },
 };
 use crate::{
@@ -29,8 +36,9 @@ use crate::{
     bindings,
     device::Device,
     io::PhysAddr,
+    new_spinlock_irq,
     prelude::*,
-    types::Opaque, //
+    sync::SpinLockIrq, //
 };
 use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 
@@ -123,16 +131,26 @@ pub struct IotlbGather<'a>(
 );
 
 impl IotlbGather<'_> {
-    /// Adds `size` bytes at `iova` to the range to flush.
-    pub fn add_range(&mut self, iova: usize, size: usize) {
-        if size == 0 {
-            return;
-        }
-        // SAFETY: By the type invariant the gather is valid and we have it exclusively.
-        let g = unsafe { self.0.as_mut() };
-        let end = iova + (size - 1);
-        g.start = g.start.min(iova);
-        g.end = g.end.max(end);
+    /// Runs `f` with a new, empty gather.
+    pub(crate) fn with_new<R>(f: impl FnOnce(&mut IotlbGather<'_>) -> R) -> R {
+        // SAFETY: All-zeroes, then the empty range and the empty list below, is an initialised
+        // gather (`iommu_iotlb_gather_init()`).
+        let mut local: bindings::iommu_iotlb_gather = unsafe { core::mem::zeroed() };
+        local.start = usize::MAX;
+        // SAFETY: `local` is a live local that does not move from here on.
+        unsafe { init_list_head(&raw mut local.freelist.pages) };
+        // INVARIANT: `local` is valid and ours until `f` returns.
+        let mut g = IotlbGather(NonNull::from(&mut local), PhantomData);
+        let r = f(&mut g);
+        // Whatever `f` left on the list is freed: a gather nobody flushes covers no table
+        // hardware walks.
+        g.release_tables();
+        r
+    }
+
+    /// The core's gather.
+    pub(crate) fn as_raw(&mut self) -> *mut bindings::iommu_iotlb_gather {
+        self.0.as_ptr()
     }
 
     /// The gathered range, first and last byte, or `None` if it is empty.
@@ -149,39 +167,57 @@ impl IotlbGather<'_> {
         unsafe { self.0.as_ref() }.queued
     }
 
-    /// Frees `page`, a table an unmap has just unlinked, once no IOTLB or paging-structure
-    /// cache can refer to it any more: after [`PagingOps::iotlb_sync`] with this gather
-    /// returns, or, for a [queued](Self::queued) gather, after the core's next
-    /// [`PagingOps::flush_iotlb_all`].
-    pub fn free_after_flush(&mut self, page: TablePage) {
-        // SAFETY: By the type invariant the gather, and so its list, is valid and ours; the
-        // page came from the core's page allocator, as `iommu_pages_list_add()` requires, and
-        // the list owns it from now on.
-        unsafe { bindings::iommu_pages_list_add(&mut self.0.as_mut().freelist, page.into_virt()) };
+    /// Whether tables an unmap emptied wait in the gather for its flush: the flush must then
+    /// cover the paging-structure caches as well, not only the leaves.
+    pub fn frees_tables(&self) -> bool {
+        // SAFETY: By the type invariant the gather is valid.
+        let g = unsafe { self.0.as_ref() };
+        !core::ptr::eq(g.freelist.pages.next, &g.freelist.pages)
+    }
+
+    /// Frees the tables waiting in the gather at once, for a table no hardware walks; returns
+    /// how many there were.
+    pub(crate) fn free_tables_now(&mut self) -> usize {
+        let n = self.count_tables();
+        self.release_tables();
+        n
+    }
+
+    /// Moves the tables waiting in the gather to `to`.
+    fn move_tables(&mut self, to: Pin<&mut PendingTables>) {
+        // SAFETY: By the type invariant the gather, and so its list, is valid and ours; its pages
+        // came from the core's page allocator.
+        unsafe { to.splice_from(&raw mut (*self.0.as_ptr()).freelist) };
+    }
+
+    fn count_tables(&self) -> usize {
+        // SAFETY: By the type invariant the gather, and so its list, is valid.
+        unsafe {
+            let list = &raw const (*self.0.as_ptr()).freelist.pages;
+            let mut n = 0;
+            let mut p = (*list).next.cast_const();
+            while p != list {
+                n += 1;
+                p = (*p).next;
+            }
+            n
+        }
     }
 
     /// Keeps the tables waiting in the gather for good: their flush was not confirmed, so the
     /// hardware may still walk them. Returns how many there were.
     fn leak_tables(&mut self) -> usize {
+        let n = self.count_tables();
         // SAFETY: By the type invariant the gather is valid and ours. The pages stay
         // allocated, referenced by no list; the list is reinitialised empty.
-        unsafe {
-            let list = &raw mut (*self.0.as_ptr()).freelist.pages;
-            let mut n = 0;
-            let mut p = (*list).next;
-            while p != list {
-                n += 1;
-                p = (*p).next;
-            }
-            init_list_head(list);
-            n
-        }
+        unsafe { init_list_head(&raw mut (*self.0.as_ptr()).freelist.pages) };
+        n
     }
 
     /// Frees the tables waiting in the gather. Only after the flush!
     fn release_tables(&mut self) {
         // SAFETY: By the type invariant the gather is valid and ours. The pages on the list
-        // came from `free_after_flush`, whose caller has flushed; the list is reinitialised
+        // are tables an unmap emptied, and the caller has flushed; the list is reinitialised
         // empty afterwards.
         unsafe {
             let list = &raw mut (*self.0.as_ptr()).freelist;
@@ -193,11 +229,16 @@ impl IotlbGather<'_> {
 
 /// A paging domain's operations, which the core calls on an allocated [`PagingDomain`].
 ///
-/// Map and unmap may run concurrently on disjoint ranges, and in atomic context (the DMA API
-/// maps from interrupt handlers); so may the IOTLB operations.
+/// Mapping and unmapping are the domain's [`pt::Table`]'s; the driver attaches devices and
+/// keeps the hardware's caches in step. The IOTLB operations may run concurrently with each
+/// other and with maps and unmaps, and in atomic context (the DMA API unmaps from interrupt
+/// handlers).
 pub trait PagingOps: Sized + Send + Sync + 'static {
     /// The driver these domains belong to.
     type Iommu: Ops;
+
+    /// The page-table format of the domains.
+    type Format: Format;
 
     /// This type's operations table: a `static` of the driver's, made by
     /// [`DomainOps::new`].
@@ -212,39 +253,15 @@ pub trait PagingOps: Sized + Send + Sync + 'static {
         old: Option<DomainRef<'_>>,
     ) -> Result;
 
-    /// Maps `pgcount` pages of `pgsize` bytes (one of the sizes in the domain's page-size
-    /// bitmap) from `iova` to `paddr`. Returns the number of bytes mapped, and an error if it
-    /// is short of the request; the core unmaps what was mapped.
-    fn map_pages(
-        &self,
-        iova: usize,
-        paddr: PhysAddr,
-        pgsize: usize,
-        pgcount: usize,
-        prot: Prot,
-        gfp: Flags,
-    ) -> (usize, Result);
-
-    /// Unmaps up to `pgcount` pages of `pgsize` bytes from `iova`, and adds the range to
-    /// `gather`. Returns the number of bytes unmapped, which may exceed the request where a
-    /// larger page covered it, and stops early at an IOVA that is not mapped.
-    fn unmap_pages(
-        &self,
-        iova: usize,
-        pgsize: usize,
-        pgcount: usize,
-        gather: &mut IotlbGather<'_>,
-    ) -> usize;
-
-    /// The physical address `iova` translates to, or 0 if it is not mapped.
-    fn iova_to_phys(&self, iova: usize) -> PhysAddr;
-
-    /// Invalidates every translation of the domain cached by the hardware.
-    fn flush_iotlb_all(&self);
+    /// Invalidates every translation of the domain cached by the hardware, paging-structure
+    /// caches included (lazy mode's flush queue). The tables lazy unmaps emptied since the last
+    /// such flush are freed when this returns `Ok`, and kept for good (counted through
+    /// [`PagingOps::tables_kept`]) on error, since the hardware may still walk them.
+    fn flush_iotlb_all(&self) -> Result;
 
     /// Invalidates the translations of the range `gather` holds, and the paging-structure
-    /// caches as well if tables were [given to it](IotlbGather::free_after_flush). Those tables
-    /// are freed when this returns `Ok`. On error the invalidation is taken not to have
+    /// caches as well if [tables wait in it](IotlbGather::frees_tables). Those tables are freed
+    /// when this returns `Ok`. On error the invalidation is taken not to have
     /// happened: the tables are kept (leaked, with a warning, and counted through
     /// [`PagingOps::tables_kept`]), since the hardware may still walk them.
     fn iotlb_sync(&self, gather: &IotlbGather<'_>) -> Result;
@@ -254,6 +271,13 @@ pub trait PagingOps: Sized + Send + Sync + 'static {
 
     /// Makes a range just mapped visible to hardware that caches non-present entries.
     fn iotlb_sync_map(&self, iova: usize, size: usize) -> Result;
+
+    /// Runs `free`, which frees tables unlinked from the domain's table and flushed from the
+    /// hardware's caches. A driver that walks tables by physical address outside the core's
+    /// calls (a debugfs dump) excludes its walks from this.
+    fn free_tables(&self, free: impl FnOnce()) {
+        free()
+    }
 }
 
 /// The operations table of the paging domains of type `T`, which the core calls.
@@ -278,31 +302,29 @@ impl<T: PagingOps> DomainOps<T> {
     }
 }
 
-/// Addresses a paging domain can translate.
-#[derive(Clone, Copy, Debug)]
-pub struct Geometry {
-    /// The first IOVA that can be mapped.
-    pub aperture_start: u64,
-    /// The last IOVA that can be mapped.
-    pub aperture_end: u64,
-}
-
-/// A paging domain: the core's `struct iommu_domain` and the driver's `T`.
+/// A paging domain: a generic_pt page table, with the core's `struct iommu_domain` at its start,
+/// and the driver's `T`.
+///
+/// The core maps and unmaps through the table. Tables an unmap empties are freed after the
+/// flush that covers them, and kept for good if the driver reports that flush failed; in lazy
+/// mode they wait in the domain for the next [`PagingOps::flush_iotlb_all`] (the core's flush
+/// queue would free them after that flush whatever its result). For that, the core reaches the
+/// table through this domain's `map_pages`/`unmap_pages` rather than through generic_pt's
+/// `map_range`/`unmap_range` directly.
 ///
 /// # Examples
 ///
 /// ```ignore
 /// #[pin_data]
 /// struct MyDomain {
-///     table: MyPageTable,
 ///     #[pin]
 ///     attached: SpinLockIrq<KVec<Attachment>>,
 /// }
 ///
 /// impl PagingOps for MyDomain {
 ///     type Iommu = MyIommu;
-///     // attach_dev, map_pages, unmap_pages, iova_to_phys, flush_iotlb_all, iotlb_sync and
-///     // iotlb_sync_map ...
+///     type Format = pt::Vtdss;
+///     // attach_dev, flush_iotlb_all, iotlb_sync and iotlb_sync_map ...
 /// }
 ///
 /// #[vtable]
@@ -312,14 +334,11 @@ pub struct Geometry {
 ///         if flags != 0 {
 ///             return Err(EOPNOTSUPP);
 ///         }
-///         let geometry = Geometry { aperture_start: 0, aperture_end: (1 << 48) - 1 };
+///         let cfg = pt::Config { levels: 4, va_bits: 48, oa_bits: 46, incoherent: None };
 ///         PagingDomain::alloc(
-///             try_pin_init!(MyDomain {
-///                 table: MyPageTable::new()?,
-///                 attached <- new_spinlock_irq!(KVec::new()),
-///             }),
+///             try_pin_init!(MyDomain { attached <- new_spinlock_irq!(KVec::new()) }),
+///             &cfg,
 ///             SZ_4K | SZ_2M,
-///             geometry,
 ///         )
 ///     }
 /// }
@@ -327,12 +346,21 @@ pub struct Geometry {
 ///
 /// # Invariants
 ///
-/// `domain.ops` points to this type's operations table, so the core calls back into `T`; the
-/// domain lives in a [`KBox`] from [`PagingDomain::alloc`] until the core frees it.
+/// `table`'s domain has `ops` pointing to this type's operations table, so the core calls back
+/// into `T`, and `is_iommupt` clear; the domain lives in a [`KBox`] from
+/// [`PagingDomain::alloc`] until the core frees it. `pending` and `flushing` hold tables
+/// unlinked from `table`.
 #[repr(C)]
 #[pin_data]
 pub struct PagingDomain<T: PagingOps> {
-    domain: Opaque<bindings::iommu_domain>,
+    #[pin]
+    table: Table<T::Format>,
+    /// Tables lazy unmaps emptied: freed by the next confirmed `flush_iotlb_all`.
+    #[pin]
+    pending: SpinLockIrq<PendingTables>,
+    /// Serialises `flush_iotlb_all`, and holds what one took from `pending` while it flushes.
+    #[pin]
+    flushing: SpinLockIrq<PendingTables>,
     #[pin]
     inner: T,
 }
@@ -384,51 +412,59 @@ impl<T: PagingOps> PagingDomain<T> {
         ..unsafe { core::mem::zeroed() }
     };
 
-    /// Makes a domain around `inner` that maps the page sizes in `pgsize_bitmap` within
-    /// `geometry` (DMA outside it is blocked).
+    /// Makes a domain around `inner` whose table is built as `cfg` says, mapping the page sizes
+    /// of the format that are also in `pgsize_mask`, within the IOVA width `cfg` gives (DMA
+    /// outside it is blocked).
     pub fn alloc(
         inner: impl PinInit<T, Error>,
-        pgsize_bitmap: usize,
-        geometry: Geometry,
+        cfg: &pt::Config,
+        pgsize_mask: usize,
     ) -> Result<NewDomain> {
         let b = KBox::try_pin_init(
             try_pin_init!(Self {
-                domain: Opaque::new(bindings::iommu_domain {
-                    type_: bindings::IOMMU_DOMAIN_UNMANAGED,
-                    ops: T::OPS.as_raw(),
-                    pgsize_bitmap,
-                    geometry: bindings::iommu_domain_geometry {
-                        aperture_start: geometry.aperture_start,
-                        aperture_end: geometry.aperture_end,
-                        force_aperture: true,
-                    },
-                    // SAFETY: All-zeroes is a valid `iommu_domain` for the other fields (no
-                    // cookie, no owner yet).
-                    ..unsafe { core::mem::zeroed() }
-                }),
+                table <- Table::new(cfg, GFP_KERNEL),
+                pending <- new_spinlock_irq!(PendingTables::new()),
+                flushing <- new_spinlock_irq!(PendingTables::new()),
                 inner <- inner,
             }? Error),
             GFP_KERNEL,
         )?;
+        let d = b.table.domain();
+        // SAFETY: `d` is the table's domain, initialised by generic_pt and not yet shared.
+        let sizes = unsafe {
+            (*d).ops = T::OPS.as_raw();
+            (*d).pgsize_bitmap &= pgsize_mask;
+            // Map and unmap through this type's callbacks (see the type's documentation).
+            (*d).is_iommupt = false;
+            (*d).pgsize_bitmap
+        };
+        if sizes == 0 {
+            return Err(EINVAL);
+        }
         // SAFETY: The domain is never moved: the box is leaked to the core and only taken
         // back, in place, to be dropped by `free_cb`.
         let p = KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) });
-        // INVARIANT: `ops` is this type's table and the domain is a leaked `KBox`.
-        // SAFETY: `p` is valid; `domain` is its first field (`repr(C)`).
-        Ok(NewDomain(unsafe {
-            NonNull::new_unchecked(Opaque::cast_into(&raw const (*p).domain))
-        }))
+        // INVARIANT: `ops` is this type's table, `is_iommupt` is clear, and the domain is a
+        // leaked `KBox`.
+        // SAFETY: `p` is valid and non-null; its domain is at its start (`repr(C)`, `table`
+        // first, the domain first in `Table`).
+        Ok(NewDomain(unsafe { NonNull::new_unchecked(p.cast()) }))
     }
 
     /// The domain's `struct iommu_domain`.
     pub fn as_raw(&self) -> *mut bindings::iommu_domain {
-        self.domain.get()
+        self.table.domain()
+    }
+
+    /// The domain's page table.
+    pub fn table(&self) -> &Table<T::Format> {
+        &self.table
     }
 
     /// The `IOMMU_DOMAIN_*` type the core gave the domain.
     pub fn domain_type(&self) -> u32 {
         // SAFETY: The domain is valid; the core sets the type before any callback.
-        unsafe { (*self.domain.get()).type_ }
+        unsafe { (*self.as_raw()).type_ }
     }
 
     /// The paging domain behind `domain`, if it is one of this type.
@@ -437,7 +473,7 @@ impl<T: PagingOps> PagingDomain<T> {
         // SAFETY: `raw` is a valid domain for `'a`.
         let ops = unsafe { (*raw).ops };
         // SAFETY: A domain whose ops are this type's table, a static with an address of its own,
-        // is the first field of a `PagingDomain<T>` (type invariant), valid for as long as the
+        // is at the start of a `PagingDomain<T>` (type invariant), valid for as long as the
         // domain is.
         core::ptr::eq(ops, T::OPS.as_raw()).then(|| unsafe { Self::from_raw(raw) })
     }
@@ -446,7 +482,7 @@ impl<T: PagingOps> PagingDomain<T> {
     ///
     /// `domain` must be the `struct iommu_domain` of a live `PagingDomain<T>`, valid for `'a`.
     unsafe fn from_raw<'a>(domain: *mut bindings::iommu_domain) -> &'a Self {
-        // SAFETY: `domain` is the first field of a `repr(C)` `Self`.
+        // SAFETY: The domain is at the start of a `repr(C)` `Self`.
         unsafe { &*domain.cast::<Self>() }
     }
 
@@ -491,20 +527,36 @@ impl<T: PagingOps> PagingDomain<T> {
     ) -> c_int {
         // SAFETY: The core only calls this table's entries for domains of this type.
         let this = unsafe { Self::from_raw(domain) };
-        let (n, r) = this.inner.map_pages(
-            iova,
-            paddr,
-            pgsize,
-            pgcount,
-            Prot::from_raw(prot as u32),
-            gfp_from_raw(gfp),
-        );
-        // SAFETY: `mapped` is valid for writes, per the core's contract.
-        unsafe { *mapped = n };
+        let Some(len) = pgsize.checked_mul(pgcount) else {
+            return EINVAL.to_errno();
+        };
+        // SAFETY: The core's callers keep concurrent operations off overlapping ranges.
+        let (n, r) = unsafe {
+            this.table.map_raw(
+                iova,
+                paddr,
+                len,
+                Prot::from_raw(prot as u32),
+                gfp_from_raw(gfp),
+            )
+        };
+        // SAFETY: `mapped` is valid for writes, per the core's contract; the core adds it up.
+        unsafe { *mapped += n };
         match r {
             Ok(()) => 0,
             Err(e) => e.to_errno(),
         }
+    }
+
+    /// Unmaps `len` bytes at `iova` into `g`; the tables a queued (lazy) unmap empties wait in
+    /// `pending` for the next `flush_iotlb_all`.
+    fn unmap_into(&self, iova: usize, len: usize, g: &mut IotlbGather<'_>) -> usize {
+        // SAFETY: The core's callers keep concurrent operations off overlapping ranges.
+        let n = unsafe { self.table.unmap_raw(iova, len, g) };
+        if g.queued() && g.frees_tables() {
+            g.move_tables(self.pending.lock().as_mut());
+        }
+        n
     }
 
     /// # Safety
@@ -519,26 +571,21 @@ impl<T: PagingOps> PagingDomain<T> {
     ) -> usize {
         // SAFETY: The core only calls this table's entries for domains of this type.
         let this = unsafe { Self::from_raw(domain) };
+        let Some(len) = pgsize.checked_mul(pgcount) else {
+            return 0;
+        };
         match NonNull::new(gather) {
             Some(g) => {
                 // INVARIANT: The core's gather is valid and ours during the call.
                 let mut g = IotlbGather(g, PhantomData);
-                this.inner.unmap_pages(iova, pgsize, pgcount, &mut g)
+                this.unmap_into(iova, len, &mut g)
             }
-            None => {
-                // No gather: flush before returning, as the caller expects.
-                // SAFETY: All-zeroes, then the empty range and the empty list below, is an
-                // initialised gather (`iommu_iotlb_gather_init()`).
-                let mut local: bindings::iommu_iotlb_gather = unsafe { core::mem::zeroed() };
-                local.start = usize::MAX;
-                // SAFETY: `local` is a live local that does not move from here on.
-                unsafe { init_list_head(&raw mut local.freelist.pages) };
-                // INVARIANT: `local` is valid and ours for the rest of the function.
-                let mut g = IotlbGather(NonNull::from(&mut local), PhantomData);
-                let n = this.inner.unmap_pages(iova, pgsize, pgcount, &mut g);
-                this.sync_and_release(&mut g);
+            // No gather: flush before returning, as the caller expects.
+            None => IotlbGather::with_new(|g| {
+                let n = this.unmap_into(iova, len, g);
+                this.sync_and_release(g);
                 n
-            }
+            }),
         }
     }
 
@@ -551,7 +598,7 @@ impl<T: PagingOps> PagingDomain<T> {
     ) -> PhysAddr {
         // SAFETY: The core only calls this table's entries for domains of this type.
         let this = unsafe { Self::from_raw(domain) };
-        this.inner.iova_to_phys(iova as usize)
+        this.table.iova_to_phys(iova as usize)
     }
 
     /// # Safety
@@ -559,7 +606,28 @@ impl<T: PagingOps> PagingDomain<T> {
     /// Called by the core as `flush_iotlb_all`.
     unsafe extern "C" fn flush_iotlb_all_cb(domain: *mut bindings::iommu_domain) {
         // SAFETY: The core only calls this table's entries for domains of this type.
-        unsafe { Self::from_raw(domain) }.inner.flush_iotlb_all()
+        let this = unsafe { Self::from_raw(domain) };
+        // The tables unlinked before this flush starts are covered by it.
+        let mut flushing = this.flushing.lock();
+        this.pending.lock().as_mut().move_to(flushing.as_mut());
+        match this.inner.flush_iotlb_all() {
+            Ok(()) => {
+                if !flushing.is_empty() {
+                    this.inner.free_tables(|| flushing.as_mut().free());
+                }
+            }
+            Err(e) => {
+                let n = flushing.as_mut().leak();
+                if n > 0 {
+                    pr_warn!(
+                        "IOTLB flush not confirmed ({:?}): {} page-table page(s) kept, never freed\n",
+                        e,
+                        n
+                    );
+                    this.inner.tables_kept(n);
+                }
+            }
+        }
     }
 
     /// # Safety
@@ -581,7 +649,11 @@ impl<T: PagingOps> PagingDomain<T> {
     /// Flushes what `g` gathered, then frees its tables, or keeps them if the flush failed.
     fn sync_and_release(&self, g: &mut IotlbGather<'_>) {
         match self.inner.iotlb_sync(g) {
-            Ok(()) => g.release_tables(),
+            Ok(()) => {
+                if g.frees_tables() {
+                    self.inner.free_tables(|| g.release_tables());
+                }
+            }
             Err(e) => {
                 let n = g.leak_tables();
                 if n > 0 {
@@ -616,8 +688,8 @@ impl<T: PagingOps> PagingDomain<T> {
     ///
     /// Called by the core as `free`, once, when no device is attached any more.
     unsafe extern "C" fn free_cb(domain: *mut bindings::iommu_domain) {
-        // SAFETY: By the type invariant the domain is a leaked `KBox<Self>` whose first field
-        // is `domain`; the core makes no further calls for it.
+        // SAFETY: By the type invariant the domain is at the start of a leaked `KBox<Self>`; the
+        // core makes no further calls for it, and no hardware walks its table any more.
         drop(unsafe { KBox::from_raw(domain.cast::<Self>()) });
     }
 }
