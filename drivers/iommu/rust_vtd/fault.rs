@@ -18,6 +18,9 @@
 
 use crate::regs::{
     CAP,
+    FRCD_HI,
+    FRCD_LO,
+    FRCD_SID,
     FSTS,
     FSTS_PFO,
     FSTS_PPF,
@@ -50,9 +53,8 @@ use kernel::{
     },
 };
 
-/// Fault recording register: fault bit and type (read) in the top dword.
+/// FRCD_HI.F: writing it frees the record.
 const FRCD_F: u32 = 1 << 31;
-const FRCD_T_READ: u32 = 1 << 30;
 
 /// How often the fault recording registers are polled.
 pub(crate) const FAULT_POLL_MS: u32 = 100;
@@ -236,25 +238,30 @@ impl Faults {
         if fsts & (FSTS_PPF | FSTS_PFO) == 0 {
             return Ok(0);
         }
-        let count = cap.fault_reg_count();
+        let records = cap.fault_records();
+        let count = records.count();
         let mut idx = ((fsts >> 8) & 0xff) as usize % count;
         let mut found = 0;
         for _ in 0..count {
-            let off = cap.fault_reg_offset() + idx * 16;
-            let hi = io.try_read32(off + 12)?;
-            if hi & FRCD_F == 0 {
+            let hi: FRCD_HI = io.try_read(records.at::<FRCD_HI>(idx).ok_or(EINVAL)?)?;
+            if !hi.f() {
                 break;
             }
-            let sid = (io.try_read32(off + 8)? & 0xffff) as u16;
-            let addr = io.try_read64(off)? & !0xfff;
-            io.try_write32(FRCD_F, off + 12)?;
+            let sid: FRCD_SID = io.try_read(records.at::<FRCD_SID>(idx).ok_or(EINVAL)?)?;
+            let lo: FRCD_LO = io.try_read(records.at::<FRCD_LO>(idx).ok_or(EINVAL)?)?;
+            let sid = sid.sid().get() as u16;
+            let addr = u64::from(lo) & !0xfff;
+            io.try_write(
+                records.at::<FRCD_HI>(idx).ok_or(EINVAL)?,
+                FRCD_HI::from(FRCD_F),
+            )?;
             found += 1;
             let r = Record {
                 seq: self.count.fetch_add(1, Ordering::Relaxed) + 1,
                 sid,
                 addr,
-                reason: (hi & 0xff) as u8,
-                read: hi & FRCD_T_READ != 0,
+                reason: hi.fr().get() as u8,
+                read: hi.t(),
             };
             log.push(r);
             if self.may_log() {

@@ -35,12 +35,15 @@
 
 use crate::regs::{
     poll,
+    Block,
+    IotlbRegs,
     CCMD,
     COMMAND_TIMEOUT,
     FSTS_ICE,
     FSTS_IQE,
     FSTS_ITE,
-    IOTLB_IVT,
+    IOTLB,
+    IVA,
     REG_SIZE, //
 };
 use core::sync::atomic::{
@@ -105,6 +108,9 @@ pub(crate) enum IotlbInvalidation {
 
 /// CCMD.ICC: invalidate the context cache.
 const CCMD_ICC: u64 = 1 << 63;
+
+/// IOTLB_REG: invalidate, and busy while set.
+const IOTLB_IVT: u64 = 1 << 63;
 
 impl ContextInvalidation {
     /// The domain ID the invalidation is for, if it is for one.
@@ -242,7 +248,7 @@ pub(crate) fn wait_descriptor(data: u32, status: u64) -> [u64; 2] {
 /// register lock.
 pub(crate) fn register_invalidate(
     io: &ExclusiveIoMem<'_, REG_SIZE>,
-    iva: usize,
+    regs: Block<IotlbRegs>,
     ctx: Option<ContextInvalidation>,
     iotlb: Option<IotlbInvalidation>,
     dr: bool,
@@ -254,13 +260,13 @@ pub(crate) fn register_invalidate(
     }
     if let Some(t) = iotlb {
         if let Some(a) = t.address() {
-            io.try_write64(a, iva)?;
+            io.try_write(regs.reg::<IVA>(), IVA::from(a))?;
         }
-        io.try_write64(t.register(dr, dw), reg)?;
+        io.try_write(regs.reg::<IOTLB>(), IOTLB::from(t.register(dr, dw)))?;
         poll(
             COMMAND_TIMEOUT,
-            || io.try_read64(reg),
-            |v| v & IOTLB_IVT == 0,
+            || io.try_read(regs.reg::<IOTLB>()),
+            |v| !v.ivt(),
         )?;
     }
     Ok(())

@@ -3,8 +3,20 @@
 //! Remapping hardware registers (VT-d specification, chapter 11), named as
 //! the specification names them.
 
+use core::marker::PhantomData;
+
 use kernel::{
-    io::register,
+    io::{
+        register,
+        register::{
+            Register,
+            RelativeRegister,
+            RelativeRegisterArray,
+            WithBase, //
+        },
+        IoLoc,
+        Region, //
+    },
     prelude::*,
     processor::cpu_relax,
     time::{
@@ -232,11 +244,125 @@ register! {
     }
 }
 
-/// IOTLB Invalidate Register (at ECAP.IRO + 8; the IVA register is at
-/// ECAP.IRO): invalidate; also the busy bit. Its offset is known only at
-/// run time, as are those of the fault recording registers (CAP.FRO), so
-/// these two are accessed by offset.
-pub(crate) const IOTLB_IVT: u64 = 1 << 63;
+/// The family of the IOTLB registers: they start at the offset ECAP.IRO
+/// gives, which is known only at run time (see [`Block`]).
+pub(crate) struct IotlbRegs;
+
+/// The family of the fault recording registers: record 0 starts at the
+/// offset CAP.FRO gives, and there are CAP.NFR + 1 of them (see [`Block`]).
+pub(crate) struct FaultRecords;
+
+register! {
+    /// Invalidate Address Register (VT-d 11.4.8.2), at ECAP.IRO.
+    pub(crate) IVA(u64) @ IotlbRegs + 0x00 {
+        /// Address, 4 KiB aligned.
+        63:12 addr;
+        /// Invalidation Hint: only leaf entries changed.
+        6:6 ih => bool;
+        /// Address Mask: 2^am pages.
+        5:0 am;
+    }
+
+    /// IOTLB Invalidate Register (VT-d 11.4.8.1), at ECAP.IRO + 8.
+    pub(crate) IOTLB(u64) @ IotlbRegs + 0x08 {
+        /// Invalidate IOTLB; reads 1 while busy.
+        63:63 ivt => bool;
+        /// IOTLB Invalidation Request Granularity.
+        61:60 iirg;
+        /// IOTLB Actual Invalidation Granularity.
+        58:57 iaig;
+        /// Drain Reads.
+        49:49 dr => bool;
+        /// Drain Writes.
+        48:48 dw => bool;
+        /// Domain-ID.
+        47:32 did;
+    }
+
+    /// Fault Recording Register, bits 63:0 (VT-d 11.4.14): the faulting
+    /// page. One every 16 bytes from CAP.FRO.
+    pub(crate) FRCD_LO(u64)[256, stride = 16] @ FaultRecords + 0x00 {
+        /// Fault Information: the page address.
+        63:12 fi;
+    }
+
+    /// Fault Recording Register, bits 95:64: the requester.
+    pub(crate) FRCD_SID(u32)[256, stride = 16] @ FaultRecords + 0x08 {
+        /// Source Identifier.
+        15:0 sid;
+    }
+
+    /// Fault Recording Register, bits 127:96: status and reason. Written
+    /// with `f` set to free the record.
+    pub(crate) FRCD_HI(u32)[256, stride = 16] @ FaultRecords + 0x0c {
+        /// Fault: the record holds a fault (write 1 to clear).
+        31:31 f => bool;
+        /// Type: 1 for a read, 0 for a write.
+        30:30 t => bool;
+        /// Fault Reason.
+        7:0 fr;
+    }
+}
+
+/// A block of registers of family `F` whose offset the unit reports at run
+/// time, where `register!`'s [`RegisterBase`](kernel::io::register::RegisterBase)
+/// wants a constant.
+///
+/// # Invariants
+///
+/// `base` plus the extent of the family's registers was checked to lie
+/// within the [`REG_SIZE`] page ([`check_readable`]); accesses still go
+/// through `try_read`/`try_write`, which check bounds at run time.
+pub(crate) struct Block<F> {
+    base: usize,
+    count: usize,
+    _family: PhantomData<F>,
+}
+
+impl<F> Clone for Block<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<F> Copy for Block<F> {}
+
+/// The location of register `T` in a [`Block`].
+pub(crate) struct At<T>(usize, PhantomData<T>);
+
+impl<const SIZE: usize, T: Register> IoLoc<Region<SIZE>, T> for At<T> {
+    type IoType = T::Storage;
+
+    fn offset(self) -> usize {
+        self.0
+    }
+}
+
+impl<F> Block<F> {
+    /// Register `T` of the block.
+    pub(crate) fn reg<T: RelativeRegister + WithBase<BaseFamily = F>>(self) -> At<T> {
+        At(self.base + T::OFFSET, PhantomData)
+    }
+
+    /// Entry `idx` of register array `T`, if the unit has that many.
+    pub(crate) fn at<T: RelativeRegisterArray + WithBase<BaseFamily = F>>(
+        self,
+        idx: usize,
+    ) -> Option<At<T>> {
+        (idx < self.count.min(T::SIZE))
+            .then(|| At(self.base + T::OFFSET + idx * T::STRIDE, PhantomData))
+    }
+
+    /// The number of entries the unit has in each of the block's arrays.
+    pub(crate) fn count(self) -> usize {
+        self.count
+    }
+
+    /// Where the block ends.
+    fn end(self, size: usize) -> usize {
+        self.base + self.count * size
+    }
+}
 
 /// How long a unit may take to complete a command: the C driver allows
 /// about ten seconds (`DMAR_OPERATION_TIMEOUT`) and then panics; rust_vtd
@@ -304,21 +430,25 @@ impl CAP {
         self.mgaw().get() as u32 + 1
     }
 
-    /// Byte offset of the first fault recording register.
-    pub(crate) fn fault_reg_offset(self) -> usize {
-        self.fro().get() as usize * 16
-    }
-
-    /// Number of fault recording registers.
-    pub(crate) fn fault_reg_count(self) -> usize {
-        self.nfr().get() as usize + 1
+    /// The fault recording registers: CAP.NFR + 1 records of 16 bytes
+    /// from CAP.FRO.
+    pub(crate) fn fault_records(self) -> Block<FaultRecords> {
+        Block {
+            base: self.fro().get() as usize * 16,
+            count: self.nfr().get() as usize + 1,
+            _family: PhantomData,
+        }
     }
 }
 
 impl ECAP {
-    /// Byte offset of the IOTLB registers.
-    pub(crate) fn iotlb_reg_offset(self) -> usize {
-        self.iro().get() as usize * 16
+    /// The IOTLB registers: IVA and IOTLB, 16 bytes from ECAP.IRO.
+    pub(crate) fn iotlb_regs(self) -> Block<IotlbRegs> {
+        Block {
+            base: self.iro().get() as usize * 16,
+            count: 1,
+            _family: PhantomData,
+        }
     }
 }
 
@@ -343,8 +473,8 @@ pub(crate) fn check_readable(index: u32, base: u64, ver: VER, cap: CAP, ecap: EC
         );
         return Err(ENODEV);
     }
-    let fault_end = cap.fault_reg_offset() + cap.fault_reg_count() * 16;
-    let iotlb_end = ecap.iotlb_reg_offset() + 16;
+    let fault_end = cap.fault_records().end(16);
+    let iotlb_end = ecap.iotlb_regs().end(16);
     if fault_end > REG_SIZE || iotlb_end > REG_SIZE {
         pr_err!(
             "dmar{}: registers beyond the first page are not supported (fault regs end {:#x}, IOTLB regs end {:#x})\n",
@@ -372,10 +502,10 @@ pub(crate) fn log_decoded(index: u32, c: CAP, e: ECAP) {
         c.sagaw().get(),
         c.mgaw_bits(),
         u8::from(c.zlr()),
-        c.fault_reg_offset(),
+        c.fault_records().base,
         c.sllps().get(),
         u8::from(c.psi()),
-        c.fault_reg_count(),
+        c.fault_records().count(),
         c.mamv().get(),
         u8::from(c.dwd()),
         u8::from(c.drd()),
@@ -395,7 +525,7 @@ pub(crate) fn log_decoded(index: u32, c: CAP, e: ECAP) {
         u8::from(e.eim()),
         u8::from(e.pt()),
         u8::from(e.sc()),
-        e.iotlb_reg_offset(),
+        e.iotlb_regs().base,
         e.mhmv().get(),
         u8::from(e.mts()),
         u8::from(e.nest()),

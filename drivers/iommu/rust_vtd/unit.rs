@@ -472,8 +472,8 @@ impl UnitState {
             }
             None => {
                 let _guard = self.register_lock.lock();
-                let iva = self.ecap.iotlb_reg_offset();
-                self.with_regs(|io| register_invalidate(io, iva, ctx, iotlb, dr, dw))
+                let regs = self.ecap.iotlb_regs();
+                self.with_regs(|io| register_invalidate(io, regs, ctx, iotlb, dr, dw))
             }
         };
         if let Err(e) = res {
