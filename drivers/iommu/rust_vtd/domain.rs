@@ -149,10 +149,12 @@ impl VtdDomain {
 
     /// Invalidates the IOTLB entries of `first..=last` on every unit; fails
     /// if one unit did not confirm it.
-    fn flush_range(&self, first: u64, last: u64) -> Result {
+    /// `leaves_only`: no table was freed, the unit may keep its
+    /// paging-structure caches (IH).
+    fn flush_range(&self, first: u64, last: u64, leaves_only: bool) -> Result {
         let mut res = Ok(());
         self.for_each_unit(|unit, did| {
-            if let Err(e) = unit.flush_iotlb_range(did, first, last) {
+            if let Err(e) = unit.flush_iotlb_range(did, first, last, leaves_only) {
                 res = Err(e);
             }
         });
@@ -221,7 +223,9 @@ impl PagingOps for VtdDomain {
 
     fn iotlb_sync(&self, gather: &IotlbGather<'_>) -> Result {
         match gather.range() {
-            Some((first, last)) => self.flush_range(first as u64, last as u64),
+            Some((first, last)) => {
+                self.flush_range(first as u64, last as u64, !gather.frees_tables())
+            }
             None => Ok(()),
         }
     }
@@ -250,7 +254,7 @@ impl PagingOps for VtdDomain {
         self.for_each_unit(|unit, did| {
             if unit.cap.cm() {
                 // (Logged and counted by the unit.)
-                let _ = unit.flush_iotlb_range(did, first, last);
+                let _ = unit.flush_iotlb_range(did, first, last, false);
             } else if unit.flush_write_buffer().is_err() {
                 pr_err!("dmar{}: write buffer flush not confirmed\n", unit.index);
             }

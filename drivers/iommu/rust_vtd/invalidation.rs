@@ -103,6 +103,9 @@ pub(crate) enum IotlbInvalidation {
         addr: u64,
         /// Address mask: log2 of the number of 4 KiB pages.
         am: u8,
+        /// Invalidation hint: only leaves changed, no table was freed, so
+        /// the paging-structure caches may be kept.
+        ih: bool,
     },
 }
 
@@ -174,13 +177,30 @@ impl IotlbInvalidation {
     }
 
     /// The address word of a page-selective invalidation: the IVA
-    /// register (VT-d 11.4.8.2), also the descriptor's high word. The
-    /// invalidation hint (IH) stays clear: page-structure caches are
-    /// invalidated too, so that tables can be reused.
+    /// register (VT-d 11.4.8.2), also the descriptor's high word, with the
+    /// invalidation hint (IH, bit 6) where only leaves changed.
     pub(crate) fn address(self) -> Option<u64> {
         match self {
-            Self::Pages { addr, am, .. } => Some((addr & !0xfff) | u64::from(am & 0x3f)),
+            Self::Pages { addr, am, ih, .. } => {
+                Some((addr & !0xfff) | (u64::from(ih) << 6) | u64::from(am & 0x3f))
+            }
             _ => None,
+        }
+    }
+
+    /// The same invalidation with the invalidation hint set where
+    /// `leaves_only`: the unmap it follows freed no table, so the unit may
+    /// keep its paging-structure caches, as the C driver does. Tables
+    /// freed after the flush need the hint clear.
+    pub(crate) fn leaves_only(self, leaves_only: bool) -> Self {
+        match self {
+            Self::Pages { did, addr, am, .. } => Self::Pages {
+                did,
+                addr,
+                am,
+                ih: leaves_only,
+            },
+            other => other,
         }
     }
 
@@ -210,6 +230,7 @@ impl IotlbInvalidation {
             did,
             addr: (pfn & !((1u64 << am) - 1)) << 12,
             am: am as u8,
+            ih: false,
         }
     }
 
@@ -834,6 +855,7 @@ mod tests {
             did: 3,
             addr: 0x20_0000,
             am: 9,
+            ih: false,
         };
         assert_eq!(
             psi.descriptor(false, true),
@@ -844,6 +866,13 @@ mod tests {
             (1 << 63) | (3 << 60) | (3 << 32)
         );
         assert_eq!(psi.address(), Some(0x20_0009));
+        // After an unmap that freed no table: IH (bit 6) set.
+        assert_eq!(psi.leaves_only(true).address(), Some(0x20_0049));
+        assert_eq!(psi.leaves_only(true).leaves_only(false), psi);
+        assert_eq!(
+            IotlbInvalidation::Domain { did: 3 }.leaves_only(true),
+            IotlbInvalidation::Domain { did: 3 }
+        );
         // One page; 16 aligned pages; an unaligned range that straddles a
         // 2 MiB boundary needs the 4 MiB block around it.
         assert_eq!(
@@ -851,7 +880,8 @@ mod tests {
             IotlbInvalidation::Pages {
                 did: 1,
                 addr: 0x5000,
-                am: 0
+                am: 0,
+                ih: false,
             }
         );
         assert_eq!(
@@ -859,7 +889,8 @@ mod tests {
             IotlbInvalidation::Pages {
                 did: 1,
                 addr: 0x10000,
-                am: 4
+                am: 4,
+                ih: false,
             }
         );
         assert_eq!(
@@ -867,7 +898,8 @@ mod tests {
             IotlbInvalidation::Pages {
                 did: 1,
                 addr: 0,
-                am: 10
+                am: 10,
+                ih: false,
             }
         );
         // Beyond MAMV, or without CAP.PSI: the whole domain.

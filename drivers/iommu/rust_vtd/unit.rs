@@ -550,9 +550,16 @@ impl UnitState {
     /// Invalidates domain `did`'s IOTLB entries for `first..=last`: the
     /// smallest aligned page-selective block that covers them, or the
     /// whole domain where the unit cannot invalidate that block by page.
-    pub(crate) fn flush_iotlb_range(&self, did: u16, first: u64, last: u64) -> Result {
+    pub(crate) fn flush_iotlb_range(
+        &self,
+        did: u16,
+        first: u64,
+        last: u64,
+        leaves_only: bool,
+    ) -> Result {
         let mamv = self.cap.mamv().get() as u8;
-        let inv = IotlbInvalidation::covering(did, first, last, self.cap.psi(), mamv);
+        let inv = IotlbInvalidation::covering(did, first, last, self.cap.psi(), mamv)
+            .leaves_only(leaves_only);
         self.flush_iotlb(inv)
     }
 
