@@ -4,9 +4,11 @@
 # bench.sh: (inside the sysroot, the rust and baseline kernels and images
 # built) make bench: every scenario of plan-bench.sh on the rust kernel
 # (rust_vtd) and on the baseline kernel (the C driver), in the same VM with
-# the same command line, alternating rust/baseline BENCH_REPS times (5).
-# Writes $LOGDIR/bench/: results.tsv (every figure of every run),
-# results.md (medians, spreads and Rust/C ratios) and ratios.png.
+# the same command line, alternating rust/baseline BENCH_REPS times (5),
+# on a 3-vCPU guest.  Writes $LOGDIR/bench/: results-raw.tsv (every figure
+# of every run, with the commit, date, host and versions), results.md
+# (medians, spreads and Rust/C ratios) and ratios.png.  Exits non-zero
+# when a figure is missing from some round.
 # See Documentation/iommu/rust_vtd-bench.rst for what the figures mean.
 
 . "$(dirname "$0")/lib.sh"
@@ -33,7 +35,7 @@ for i in $(seq "$REPS"); do
 	for f in rust baseline; do
 		log "round $i/$REPS: $f kernel"
 		start=$SECONDS
-		LOGDIR=$OUT RVTD_MEM=4G vm_boot "bench-$f-$i" "$f" legacy bench 900 "${kargs[@]}" -- "${qargs[@]}" \
+		LOGDIR=$OUT RVTD_MEM=4G RVTD_SMP=3 vm_boot "bench-$f-$i" "$f" legacy bench 900 "${kargs[@]}" -- "${qargs[@]}" \
 			> "$OUT/bench-$f-$i.qemu.log" 2>&1 || true
 		res=$OUT/bench-$f-$i.results.log
 		tr -d '\r' < "$res" | sed -n "s/^# BENCH \([^ ]*\) \([0-9.]*\)\$/$f\t$i\t\1\t\2/p" >> "$OUT/results.tsv"
@@ -51,6 +53,7 @@ if ! python3 -c 'import matplotlib' 2>/dev/null; then
 		python3-matplotlib; } > "$OUT/apt.log" 2>&1 || log "  failed (see $OUT/apt.log); no plot"
 fi
 commit=$(git -c safe.directory='*' -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)
+st=0
 python3 "$TOP/tools/testing/rust_vtd/bench_report.py" "$OUT" \
 	"date=$(date -u '+%F %H:%M UTC')" \
 	"commit=$commit" \
@@ -58,6 +61,8 @@ python3 "$TOP/tools/testing/rust_vtd/bench_report.py" "$OUT" \
 	"kernel=$(cat "$CACHE/build-rust/kernelrelease") (rust), $(cat "$CACHE/build-baseline/kernelrelease") (baseline)" \
 	"accel=$accel" \
 	"host=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs" \
-	"rounds=$REPS"
+	"vcpus=3" \
+	"rounds=$REPS" || st=$?
 cat "$OUT/results.md"
-log "results: $OUT/results.md, $OUT/ratios.png, $OUT/results.tsv"
+log "results: $OUT/results.md, $OUT/ratios.png, $OUT/results-raw.tsv"
+[ $st = 0 ] || die "figures are missing (see the report's last section)"

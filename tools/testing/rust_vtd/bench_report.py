@@ -5,8 +5,14 @@
 Reads OUTDIR/results.tsv (driver, round, name, value; driver "rust" is
 rust_vtd, "baseline" the C driver) and writes OUTDIR/results.md, one
 Markdown table per scenario with each driver's median and spread (min-max)
-and the Rust/C ratio of the medians, and OUTDIR/ratios.png, the latency and
-throughput ratios.  The key=value arguments go into the header.
+and the Rust/C ratio of the medians, OUTDIR/ratios.png, the latency and
+throughput ratios, and OUTDIR/results-raw.tsv, every figure of every round
+under a header of the key=value arguments (commit, date, host, accel,
+versions), which the Markdown header repeats.
+
+A row that misses a figure of some round of either driver (rounds=N says
+how many there must be), or a scenario with no row at all, is reported as
+missing, and the exit status is then 1.
 """
 
 import statistics
@@ -14,9 +20,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-# Within this much of 1.0 a ratio is reported as the same: TCG's run-to-run
-# noise is of this order (see the spreads).
-SAME = 0.05
+# The verdict is "same" when the two drivers' min-max ranges overlap:
+# TCG's run-to-run noise is then as large as the difference.
 
 SCENARIOS = [
     ("dmamap_", "dma_map_benchmark (e1000e): average latency per map / unmap, µs"),
@@ -46,10 +51,14 @@ def fmt(v):
     return f"{v:.3g}"
 
 
-def verdict(name, ratio):
+def overlap(r, c):
+    return bool(r) and bool(c) and min(r) <= max(c) and min(c) <= max(r)
+
+
+def verdict(name, r, c, ratio):
     if ratio is None:
         return ""
-    if abs(ratio - 1) <= SAME:
+    if overlap(r, c):
         return "same"
     better = ratio > 1 if higher_is_better(name) else ratio < 1
     return "**better**" if better else "**worse**"
@@ -58,13 +67,27 @@ def verdict(name, ratio):
 def main():
     out = Path(sys.argv[1])
     meta = dict(a.split("=", 1) for a in sys.argv[2:])
+    rounds = int(meta.get("rounds", "0") or 0)
     data = defaultdict(lambda: defaultdict(list))
-    for line in (out / "results.tsv").read_text().splitlines():
+    raw = (out / "results.tsv").read_text().splitlines()
+    for line in raw:
         drv, _rnd, name, val = line.split("\t")
         try:
             data[name][drv].append(float(val))
         except ValueError:
             pass
+    (out / "results-raw.tsv").write_text(
+        "".join(f"# {k}: {v}\n" for k, v in meta.items())
+        + "# driver\tround\tname\tvalue\n" + "\n".join(raw) + "\n")
+    missing = []
+    for name, by in sorted(data.items()):
+        for drv in ("rust", "baseline"):
+            n = len(by.get(drv, []))
+            if n != rounds:
+                missing.append(f"{name}: {drv} has {n} of {rounds} rounds")
+    for prefix, title in SCENARIOS:
+        if not any(n.startswith(prefix) for n in data):
+            missing.append(f"{prefix}*: no figure at all ({title})")
 
     rows = {}
     for name, by in data.items():
@@ -75,17 +98,21 @@ def main():
         rows[name] = (r, c, mr, mc, ratio)
 
     md = ["# make bench: rust_vtd against the C driver", ""]
-    for k in ("date", "commit", "qemu", "kernel", "accel", "host", "rounds"):
+    for k in ("date", "commit", "qemu", "kernel", "accel", "host", "vcpus", "rounds"):
         if k in meta:
             md.append(f"- {k}: {meta[k]}")
     md += [
         "",
         "Each figure is the median over the rounds, with the spread (min-max)",
         "in brackets. Ratio is rust_vtd / C driver: for latencies, counts and",
-        "memory lower is better, for throughput (MB/s, GiB/s) higher. Within",
-        f"{SAME:.0%} of 1 the drivers are reported the same. Under TCG only",
-        "the ratios mean anything (Documentation/iommu/rust_vtd-bench.rst).",
+        "memory lower is better, for throughput (MB/s, GiB/s) higher. Where",
+        "the two ranges overlap the drivers are reported the same. Under TCG",
+        "only the ratios mean anything (Documentation/iommu/rust_vtd-bench.rst).",
+        "Counts come from separate, untimed passes; no figure was timed with",
+        "a kprobe or tracepoint enabled.",
     ]
+    if missing:
+        md += ["", "## Missing figures", ""] + [f"- {m}" for m in missing]
     for prefix, title in SCENARIOS:
         names = sorted(n for n in rows if n.startswith(prefix))
         if not names:
@@ -103,12 +130,15 @@ def main():
                 return f"{fmt(m)} ({fmt(min(v))}-{fmt(max(v))})"
 
             line = (f"| {n} | {cell(r, mr)} | {cell(c, mc)} | "
-                    f"{'-' if ratio is None else f'{ratio:.2f}'} | {verdict(n, ratio)} |")
+                    f"{'-' if ratio is None else f'{ratio:.2f}'} | {verdict(n, r, c, ratio)} |")
             if extra:
                 line += f" {MINIMUM_KIB.get(n, '-')} |"
             md.append(line)
     (out / "results.md").write_text("\n".join(md) + "\n")
     plot(out, rows, meta)
+    for m in missing:
+        print(f"bench_report: missing: {m}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 def plot(out, rows, meta):
@@ -128,8 +158,8 @@ def plot(out, rows, meta):
     ):
         ratios = [rows[n][4] for n in names]
         good = [(r < 1) if not higher_is_better(n) else (r > 1) for n, r in zip(names, ratios)]
-        colours = ["grey" if abs(r - 1) <= SAME else ("tab:green" if g else "tab:red")
-                   for r, g in zip(ratios, good)]
+        colours = ["grey" if overlap(rows[n][0], rows[n][1]) else ("tab:green" if g else "tab:red")
+                   for n, g in zip(names, good)]
         # Bars from 1 to the ratio, on a log scale: as far left for
         # "twice as fast" as right for "half as fast".
         ax.barh(range(len(names)), [r - 1 for r in ratios], left=1, color=colours)
@@ -145,4 +175,4 @@ def plot(out, rows, meta):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -88,7 +88,7 @@ VFIO_KARGS=(iommufd.allow_unsafe_interrupts=1 vfio_iommu_type1.allow_unsafe_inte
 	hugepagesz=1G hugepages=2 hugepagesz=2M hugepages=64)
 
 # RVTD_INITRD, if set, is the initrd to boot instead of the image's;
-# RVTD_MEM the guest memory size (2G).
+# RVTD_MEM the guest memory size (2G); RVTD_SMP its vCPUs (2).
 vm_boot() {
 	local name=$1 flavour=$2 mode=$3 plan=$4 tmo=$5
 	shift 5
@@ -107,7 +107,7 @@ vm_boot() {
 	[ "$accel" = kvm ] && acc=(-accel kvm -cpu host)
 	# shellcheck disable=SC2046
 	timeout -k 10 "$tmo" qemu-system-x86_64 \
-		-machine q35,kernel-irqchip=split "${acc[@]}" -smp 2 -m "${RVTD_MEM:-2G}" \
+		-machine q35,kernel-irqchip=split "${acc[@]}" -smp "${RVTD_SMP:-2}" -m "${RVTD_MEM:-2G}" \
 		-display none -monitor none -no-reboot -nodefaults -vga none \
 		-kernel "$B/arch/x86/boot/bzImage" \
 		-initrd "${RVTD_INITRD:-$CACHE/image-$flavour/initramfs.gz}" \

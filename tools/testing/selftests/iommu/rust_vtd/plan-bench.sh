@@ -20,18 +20,27 @@ if [ -n "$KO" ]; then
 	cat /sys/kernel/debug/iommu/intel/dmar*/qi_stats |
 		awk '/^submissions:/ { s += $2 } /^descriptors:/ { d += $2 } END { print s + 0, d + 0 }'
 	EOF
+	counting_on() { :; }
+	counting_off() { :; }
 else
 	driver=intel_iommu
 	# The C driver: a kprobe event on qi_submit_sync() per submission, its
 	# qi_submit tracepoint per descriptor (the wait descriptor that ends
 	# each submission is traced by neither, nor counted by rust_vtd).
+	# Enabled only for the counting passes, never while a figure is timed.
 	T=/sys/kernel/tracing
 	[ -e $T/trace ] || mount -t tracefs nodev $T
 	echo 32768 > $T/buffer_size_kb
-	echo 'p:rvtd/qis qi_submit_sync count=%dx:u32' >> $T/kprobe_events &&
-		echo 1 > $T/events/rvtd/qis/enable &&
-		echo 1 > $T/events/intel_iommu/qi_submit/enable
-	result "qi_tracing_enabled_$m" $?
+	echo 'p:rvtd/qis qi_submit_sync count=%dx:u32' >> $T/kprobe_events
+	result "qi_tracing_available_$m" $?
+	counting_on() {
+		echo > $T/trace
+		echo 1 > $T/events/rvtd/qis/enable && echo 1 > $T/events/intel_iommu/qi_submit/enable
+	}
+	counting_off() {
+		echo 0 > $T/events/rvtd/qis/enable
+		echo 0 > $T/events/intel_iommu/qi_submit/enable
+	}
 	cat > /tmp/qi_counters <<-'EOF'
 	#!/bin/sh
 	T=/sys/kernel/tracing
@@ -39,12 +48,62 @@ else
 	awk '/ qis: / { s++ } / qi_submit: / { d++ } END { print s + 0, d + 0 }' $T/trace
 	EOF
 fi
+# The unit's queue tail (IQT, in 128-bit descriptors, modulo the 256 of a
+# 4 KiB queue): what the counters report, plus one wait descriptor per
+# submission, must have moved it as far, whichever driver counts.
+base=$(dmar_units | head -n1)
+iqt() { echo $((($(reg64 $base 0x88) >> 4) & 255)); }
+# snap: the counters and IQT together, once the unit is quiet: lazy
+# domains flush from a timer (about every 10 ms) after the work is done,
+# and a flush between the two reads would count on one side only.  IQT is
+# read before and after the counters, until both reads agree.  Prints
+# "submissions descriptors iqt".
+snap() {
+	local i q0 c q1
+	usleep 200000
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		q0=$(iqt) c=$(/tmp/qi_counters) q1=$(iqt)
+		[ "$q0" = "$q1" ] && break
+		usleep 50000
+	done
+	echo $c $q1
+}
+# iqt_check NAME "C0" "C1" Q0 Q1: the counters' growth from C0 to C1
+# (submissions, descriptors) and IQT's from Q0 to Q1 must agree.
+iqt_check() {
+	local ds dd
+	ds=$(echo $2 $3 | awk '{ print $3 - $1 }') dd=$(echo $2 $3 | awk '{ print $4 - $2 }')
+	if [ $((($5 - $4 - ds - dd) & 255)) = 0 ]; then
+		iqt_ok=$((iqt_ok + 1))
+	else
+		diag "$1: counters say $ds submissions, $dd descriptors; IQT moved $((($5 - $4) & 255)) (mod 256)"
+		iqt_bad=$((iqt_bad + 1))
+	fi
+}
+# count_pass NAME CMD...: runs CMD untimed with counting on, and reports
+# the counters' growth as BENCH qi_*_per_NAME (divided by $per).
+per=1
+count_pass() {
+	local name=$1 c0 c1 q0 q1 a b
+	shift
+	counting_on
+	a=$(snap)
+	"$@" > /dev/null 2>&1
+	b=$(snap)
+	counting_off
+	c0=${a% *} q0=${a##* } c1=${b% *} q1=${b##* }
+	bench qi_submissions_per_$name "$(echo $c0 $c1 | awk -v p=$per '{ printf "%.3f", ($3 - $1) / p }')"
+	bench qi_descriptors_per_$name "$(echo $c0 $c1 | awk -v p=$per '{ printf "%.3f", ($4 - $2) / p }')"
+	iqt_check $name "$c0" "$c1" $q0 $q1
+}
+iqt_ok=0 iqt_bad=0
 chmod +x /tmp/qi_counters
 diag "driver: $driver, kernel $(uname -r)"
 
 # 1. dma_map_benchmark on the spare e1000e (no driver of its own here):
-# lazy (DMA-FQ) and strict (DMA) domains, 1 and 2 threads, granules of 1,
-# 16 and 256 pages.  Latencies in microseconds, as the tool prints them
+# lazy (DMA-FQ) and strict (DMA) domains, 1 to 3 threads (as many as the
+# guest has vCPUs; make bench gives it 3), granules of 1, 16 and 256 pages.
+# Then, untimed, one round of each granule with the counters on.  Latencies in microseconds, as the tool prints them
 # (it measures in units of 100 ns).
 nic=$(pci_devices 0x8086:0x10d3 | head -n1)
 fail=0
@@ -56,7 +115,7 @@ for type in DMA-FQ DMA; do
 	echo dma_map_benchmark > /sys/bus/pci/devices/$nic/driver_override
 	echo $nic > /sys/bus/pci/drivers_probe || { diag "$nic: probe failed"; fail=1; }
 	[ "$(group_type $nic)" = $type ] || { diag "$nic: group type $(group_type $nic), not $type"; fail=1; }
-	for t in 1 2; do
+	for t in $(seq 1 $(($(nproc) < 3 ? $(nproc) : 3))); do
 		for g in 1 16 256; do
 			out=$(dma_map_benchmark -t $t -s $secs -g $g 2>&1) || { echo "$out" | sed 's/^/# /'; fail=1; }
 			map=$(echo "$out" | sed -n 's/.*average map latency(us):\([0-9.]*\).*/\1/p')
@@ -66,6 +125,10 @@ for type in DMA-FQ DMA; do
 			bench dmamap_${s}_t${t}_g${g}_unmap_us "$unmap"
 		done
 	done
+	# (dma_map_benchmark maps and unmaps for a fixed time, so the counts
+	# are per second of one thread, not per operation.)
+	per=1
+	count_pass dmamap_${s}_t1_g1_second dma_map_benchmark -t 1 -s 1 -g 1
 	echo $nic > /sys/bus/pci/drivers/dma_map_benchmark/unbind
 	echo > /sys/bus/pci/devices/$nic/driver_override
 done
@@ -107,15 +170,12 @@ else
 		while [ ! -b /dev/$disk ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
 		[ "$(group_type $pdev)" = $type ] || { diag "$pdev: group type $(group_type $pdev)"; fail=1; }
 		dd if=/dev/$disk of=/dev/null bs=1M count=16 iflag=direct 2>/dev/null # warm up
-		[ $driver = intel_iommu ] && echo > /sys/kernel/tracing/trace
-		c0=$(/tmp/qi_counters)
 		t0=$(cut -d' ' -f1 /proc/uptime)
 		dd if=/dev/$disk of=/dev/null bs=1M count=256 iflag=direct 2>/dev/null || fail=1
 		t1=$(cut -d' ' -f1 /proc/uptime)
-		c1=$(/tmp/qi_counters)
 		bench block_read_${s}_mbps "$(awk -v a=$t0 -v b=$t1 'BEGIN { printf "%.1f", 256 / (b - a) }')"
-		bench qi_submissions_per_mib_read_${s} "$(echo $c0 $c1 | awk '{ printf "%.3f", ($3 - $1) / 256 }')"
-		bench qi_descriptors_per_mib_read_${s} "$(echo $c0 $c1 | awk '{ printf "%.3f", ($4 - $2) / 256 }')"
+		per=256
+		count_pass mib_read_${s} dd if=/dev/$disk of=/dev/null bs=1M count=256 iflag=direct
 	done
 fi
 result "bench_block_read_$m" $fail
@@ -128,11 +188,24 @@ igb=$(pci_devices 0x8086:0x10c9 | head -n1)
 echo vfio-pci > /sys/bus/pci/devices/$igb/driver_override
 echo $igb > /sys/bus/pci/drivers_probe
 ulimit -l unlimited
-[ $driver = intel_iommu ] && echo > /sys/kernel/tracing/trace
-BENCH_COUNTERS=/tmp/qi_counters iommufd_bench $igb 1024 3 > /tmp/iommufd_bench 2>&1
+# Timed with no counting; then once more, untimed, with the counters on,
+# for the qi_ and pagetable_ rows only.
+iommufd_bench $igb 1024 3 > /tmp/iommufd_bench 2>&1
 st=$?
 grep -v '^BENCH' /tmp/iommufd_bench | sed 's/^\([^#]\)/# \1/'
-sed -n 's/^BENCH /# BENCH /p' /tmp/iommufd_bench
+sed -n 's/^BENCH \(iommufd_\)/# BENCH \1/p' /tmp/iommufd_bench
+counting_on
+a=$(snap)
+BENCH_COUNTERS=/tmp/qi_counters iommufd_bench $igb 1024 1 > /tmp/iommufd_count 2>&1 || st=1
+b=$(snap)
+counting_off
+c0=${a% *} q0=${a##* } c1=${b% *} q1=${b##* }
+sed -n 's/^BENCH \(qi_\|pagetable_\)/# BENCH \1/p' /tmp/iommufd_count
+iqt_check iommufd "$c0" "$c1" $q0 $q1
 result "bench_iommufd_$m" $st
+
+# Every counting pass's counts agree with the unit's queue tail.
+[ $iqt_bad = 0 ] && [ $iqt_ok -gt 0 ]
+result "qi_counts_match_iqt_$m" $?
 
 check_no_splats "bench_$m"
