@@ -6,8 +6,10 @@
 # (rust_vtd) and on the baseline kernel (the C driver), in the same VM with
 # the same command line, alternating rust/baseline BENCH_REPS times (5),
 # on a 3-vCPU guest.  Writes $LOGDIR/bench/: results-raw.tsv (every figure
-# of every run, with the commit, date, host and versions), results.md
-# (medians, spreads and Rust/C ratios) and ratios.png.  Exits non-zero
+# of every run, with the commit, date, host and versions), profile.tsv
+# (ftrace's function profile of the strict dma_map_benchmark rows, from
+# untimed passes), results.md (medians, spreads and Rust/C ratios, and the
+# profile) and ratios.png.  Exits non-zero
 # when a figure is missing from some round.
 # See Documentation/iommu/rust_vtd-bench.rst for what the figures mean.
 
@@ -17,7 +19,7 @@
 REPS=${BENCH_REPS:-5}
 OUT=$LOGDIR/bench
 mkdir -p "$OUT"
-rm -f "$OUT"/*.log "$OUT/results.tsv"
+rm -f "$OUT"/*.log "$OUT/results.tsv" "$OUT/profile.tsv"
 
 # The bench disk: sparse, so that QEMU reads zeros without host I/O and
 # the guest's DMA path is what the block figures measure.
@@ -39,6 +41,8 @@ for i in $(seq "$REPS"); do
 			> "$OUT/bench-$f-$i.qemu.log" 2>&1 || true
 		res=$OUT/bench-$f-$i.results.log
 		tr -d '\r' < "$res" | sed -n "s/^# BENCH \([^ ]*\) \([0-9.]*\)\$/$f\t$i\t\1\t\2/p" >> "$OUT/results.tsv"
+		tr -d '\r' < "$res" | sed -n "s/^# PROFILE \([^ ]*\) \([^ ]*\) \([0-9]*\) \([0-9.]*\)\$/$f\t$i\t\1\t\2\t\3\t\4/p" \
+			>> "$OUT/profile.tsv"
 		tr -d '\r' < "$res" | grep '^not ok' | sed "s/^/  $f round $i: /" >&2 || true
 		grep -q 'plan bench finished' "$res" || log "  the $f VM did not finish (see $OUT/bench-$f-$i.console.log)"
 		log "  $(grep -c "^$f	$i	" "$OUT/results.tsv") figures in $((SECONDS - start)) s"

@@ -10,6 +10,11 @@ throughput ratios, and OUTDIR/results-raw.tsv, every figure of every round
 under a header of the key=value arguments (commit, date, host, accel,
 versions), which the Markdown header repeats.
 
+OUTDIR/profile.tsv (driver, round, row, function, hits, microseconds), from
+ftrace's function profiler over untimed dma_map_benchmark passes, becomes
+one table per profiled row: each function's calls and time per DMA
+map/unmap pair, medians over the rounds.
+
 A row that misses a figure of some round of either driver (rounds=N says
 how many there must be), or a scenario with no row at all, is reported as
 missing, and the exit status is then 1.
@@ -35,6 +40,15 @@ SCENARIOS = [
 # fresh 4-level domain (the top level exists already): one level-3 and one
 # level-2 table, plus 512 level-1 tables for 4 KiB leaves.
 MINIMUM_KIB = {"pagetable_kib_4k": (1 + 1 + 512) * 4, "pagetable_kib_2m": (1 + 1) * 4}
+
+# The profiled rows (plan-bench.sh's profile passes), the function whose
+# calls count the map/unmap pairs, and how many functions a table shows.
+PROFILES = [
+    ("dmamap_strict_t1_g1", "strict domain, 1 thread, 1 page"),
+    ("dmamap_strict_t3_g16", "strict domain, 3 threads, 16 pages"),
+]
+PROFILE_OPS = "dma_map_page_attrs"
+PROFILE_TOP = 30
 
 
 def higher_is_better(name):
@@ -134,11 +148,65 @@ def main():
             if extra:
                 line += f" {MINIMUM_KIB.get(n, '-')} |"
             md.append(line)
+    md += profile_tables(out, rounds, missing)
     (out / "results.md").write_text("\n".join(md) + "\n")
     plot(out, rows, meta)
     for m in missing:
         print(f"bench_report: missing: {m}", file=sys.stderr)
     return 1 if missing else 0
+
+
+def profile_tables(out, rounds, missing):
+    """The profile section of the report; adds to `missing` a profiled row
+    that some round of either driver lacks."""
+    path = out / "profile.tsv"
+    prof = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    for line in (path.read_text().splitlines() if path.exists() else []):
+        drv, rnd, row, func, hits, us = line.split("\t")
+        prof[row][drv][rnd][func] = (int(hits), float(us))
+    md = [
+        "",
+        "## Profile: where a DMA map/unmap pair spends its time",
+        "",
+        "ftrace's function profiler (function-graph tracer: a function's time",
+        "includes its callees') over one untimed second of dma_map_benchmark.",
+        "Every function with an ftrace hook is traced, so the times are",
+        "inflated by the tracing itself and only compare like with like; the",
+        "calls are exact. rust_vtd's Rust functions have no ftrace hook: their",
+        "time shows in the C function that called them. Per map/unmap pair",
+        f"(calls of `{PROFILE_OPS}`), medians over the rounds; functions called",
+        "at least once per two pairs, the costliest first.",
+    ]
+    for row, title in PROFILES:
+        per = {}
+        for drv in ("rust", "baseline"):
+            runs = [r for r in prof[row][drv].values() if r.get(PROFILE_OPS, (0,))[0] > 0]
+            if len(runs) != rounds:
+                missing.append(f"profile {row}: {drv} has {len(runs)} of {rounds} rounds")
+            funcs = set().union(*runs) if runs else set()
+            per[drv] = {}
+            for f in funcs:
+                calls = [r[f][0] / r[PROFILE_OPS][0] if f in r else 0.0 for r in runs]
+                us = [r[f][1] / r[PROFILE_OPS][0] if f in r else 0.0 for r in runs]
+                per[drv][f] = (statistics.median(calls), statistics.median(us))
+        names = set(per["rust"]) | set(per["baseline"])
+        if not names:
+            continue
+        cost = {f: max(per[d].get(f, (0, 0))[1] for d in per) for f in names}
+        top = sorted(names, key=lambda f: -cost[f])[:PROFILE_TOP]
+        md += ["", f"### {row}: {title}", "",
+               "| function | rust_vtd calls | rust_vtd µs | C calls | C µs |",
+               "|---|---|---|---|---|"]
+        for f in top:
+            cells = []
+            for d in ("rust", "baseline"):
+                if f in per[d]:
+                    c, u = per[d][f]
+                    cells += [f"{c:.2f}", fmt(u)]
+                else:
+                    cells += ["-", "-"]
+            md.append(f"| `{f}` | " + " | ".join(cells) + " |")
+    return md
 
 
 def plot(out, rows, meta):

@@ -9,6 +9,8 @@
 m=$RVTD_MODE
 bench() { diag "BENCH $1 $2"; }
 secs=${RVTD_BENCH_SECONDS:-2}
+T=/sys/kernel/tracing
+[ -e $T/trace ] || mount -t tracefs nodev $T
 
 if [ -n "$KO" ]; then
 	driver=rust_vtd
@@ -28,8 +30,6 @@ else
 	# qi_submit tracepoint per descriptor (the wait descriptor that ends
 	# each submission is traced by neither, nor counted by rust_vtd).
 	# Enabled only for the counting passes, never while a figure is timed.
-	T=/sys/kernel/tracing
-	[ -e $T/trace ] || mount -t tracefs nodev $T
 	echo 32768 > $T/buffer_size_kb
 	echo 'p:rvtd/qis qi_submit_sync count=%dx:u32' >> $T/kprobe_events
 	result "qi_tracing_available_$m" $?
@@ -97,6 +97,29 @@ count_pass() {
 	iqt_check $name "$c0" "$c1" $q0 $q1
 }
 iqt_ok=0 iqt_bad=0
+# profile NAME CMD...: runs CMD (a dma_map_benchmark) untimed under ftrace's
+# function profiler, every function with an ftrace hook on, through the
+# function-graph tracer (a function's time includes its callees'; Rust
+# functions have no hook, so rust_vtd's time shows in the C function that
+# called it), and prints "PROFILE NAME function hits microseconds",
+# summed over the CPUs, for every function called at least once per two
+# DMA maps, and for dma_map_page_attrs, by which the report divides.
+profile() {
+	local name=$1 ops
+	shift
+	[ -w $T/function_profile_enabled ] || { diag "$name: no function profiler"; return 1; }
+	# (Enabling resets the counts.)
+	echo 1 > $T/function_profile_enabled || return 1
+	"$@" > /dev/null 2>&1
+	echo 0 > $T/function_profile_enabled
+	cat $T/trace_stat/function* |
+		awk '$2 ~ /^[0-9]+$/ && $4 == "us" { h[$1] += $2; t[$1] += $3 }
+			END { for (f in h) print f, h[f], t[f] }' > /tmp/profile
+	ops=$(awk '$1 == "dma_map_page_attrs" { print $2 }' /tmp/profile)
+	[ -n "$ops" ] && [ "$ops" -gt 0 ] || { diag "$name: no dma_map_page_attrs in the profile"; return 1; }
+	sort -k3 -n -r /tmp/profile | awk -v n=$name -v o=$ops '$2 * 2 >= o {
+		printf "PROFILE %s %s %d %.1f\n", n, $1, $2, $3 }' | sed 's/^/# /'
+}
 chmod +x /tmp/qi_counters
 diag "driver: $driver, kernel $(uname -r)"
 
@@ -129,6 +152,12 @@ for type in DMA-FQ DMA; do
 	# are per second of one thread, not per operation.)
 	per=1
 	count_pass dmamap_${s}_t1_g1_second dma_map_benchmark -t 1 -s 1 -g 1
+	# Where the time goes: the strict rows are where rust_vtd loses most,
+	# single-threaded and with as many threads as vCPUs.
+	if [ $s = strict ]; then
+		profile dmamap_strict_t1_g1 dma_map_benchmark -t 1 -s 1 -g 1 || fail=1
+		profile dmamap_strict_t3_g16 dma_map_benchmark -t 3 -s 1 -g 16 || fail=1
+	fi
 	echo $nic > /sys/bus/pci/drivers/dma_map_benchmark/unbind
 	echo > /sys/bus/pci/devices/$nic/driver_override
 done
