@@ -24,8 +24,21 @@ ulimit -l unlimited
 tp=0 tf=0 ts=0
 for t in vfio_pci_device_test vfio_pci_driver_test vfio_dma_mapping_test vfio_iommufd_setup_test; do
 	start=$(date +%s)
-	/tests/upstream/vfio/$t $igb > /tmp/$t.out 2>&1
-	rc=$?
+	# Each line with the uptime it arrived at (the harness flushes its
+	# output before it forks each case), for the time every case took:
+	# a case that runs past the harness's 30 s kills the rest of the run.
+	{ /tests/upstream/vfio/$t $igb 2>&1; echo "rc $?"; } | while IFS= read -r l; do
+		read -r up _ < /proc/uptime
+		echo "$up $l"
+	done > /tmp/$t.ts
+	rc=$(sed -n 's/^[0-9.]* rc \([0-9]*\)$/\1/p' /tmp/$t.ts | tail -n1)
+	grep -v '^[0-9.]* rc [0-9]*$' /tmp/$t.ts | sed 's/^[0-9.]* //' > /tmp/$t.out
+	# The slowest cases: from a case's RUN line to the next one's (or the
+	# totals), seconds.
+	awk '/^[0-9.]+ #  RUN / { if (n != "") print $1 - s, n; s = $1; n = $4 }
+		/^[0-9.]+ # Totals:/ { if (n != "") print $1 - s, n; n = "" }' /tmp/$t.ts |
+		sort -n -r | head -n 3 | awk '{ printf "%s %.1f s; ", $2, $1 }' > /tmp/$t.slow
+	diag "$t: slowest cases: $(cat /tmp/$t.slow)"
 	tot=$(grep '^# Totals:' /tmp/$t.out | tail -n1)
 	p=$(echo "$tot" | sed -n 's/.* pass:\([0-9]*\).*/\1/p')
 	f=$(echo "$tot" | sed -n 's/.* fail:\([0-9]*\).*/\1/p')
