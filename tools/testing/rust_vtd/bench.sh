@@ -37,7 +37,11 @@ for i in $(seq "$REPS"); do
 	for f in rust baseline; do
 		log "round $i/$REPS: $f kernel"
 		start=$SECONDS
-		LOGDIR=$OUT RVTD_MEM=4G RVTD_SMP=3 vm_boot "bench-$f-$i" "$f" legacy bench 900 "${kargs[@]}" -- "${qargs[@]}" \
+		# (The rust side is the bench flavour: the rust kernel plus the
+		# tracers the baseline kernel has too, configs/bench.config.)
+		flavour=$f
+		[ $f = rust ] && flavour=bench
+		LOGDIR=$OUT RVTD_MEM=4G RVTD_SMP=3 vm_boot "bench-$f-$i" "$flavour" legacy bench 900 "${kargs[@]}" -- "${qargs[@]}" \
 			> "$OUT/bench-$f-$i.qemu.log" 2>&1 || true
 		res=$OUT/bench-$f-$i.results.log
 		tr -d '\r' < "$res" | sed -n "s/^# BENCH \([^ ]*\) \([0-9.]*\)\$/$f\t$i\t\1\t\2/p" >> "$OUT/results.tsv"
@@ -62,7 +66,7 @@ python3 "$TOP/tools/testing/rust_vtd/bench_report.py" "$OUT" \
 	"date=$(date -u '+%F %H:%M UTC')" \
 	"commit=$commit" \
 	"qemu=$(qemu-system-x86_64 --version | head -n1)" \
-	"kernel=$(cat "$CACHE/build-rust/kernelrelease") (rust), $(cat "$CACHE/build-baseline/kernelrelease") (baseline)" \
+	"kernel=$(cat "$CACHE/build-bench/kernelrelease") (rust, bench.config), $(cat "$CACHE/build-baseline/kernelrelease") (baseline)" \
 	"accel=$accel" \
 	"host=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs" \
 	"vcpus=3" \

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # kernel.sh FLAVOUR: (inside the sysroot) configure and build the kernel and
-# its modules for FLAVOUR (rust, lockdep or baseline) in
+# its modules for FLAVOUR (rust, lockdep, kasan, bench or baseline) in
 # $CACHE/build-FLAVOUR, and install the modules into
 # $CACHE/build-FLAVOUR/staging.  Incremental.
 #
