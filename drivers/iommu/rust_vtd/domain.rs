@@ -20,6 +20,10 @@ use crate::{
     },
     unit::UnitState,
 };
+use core::sync::atomic::{
+    AtomicBool,
+    Ordering, //
+};
 use kernel::{
     device::Device,
     iommu::{
@@ -56,12 +60,18 @@ struct Attachment {
 ///
 /// Every context entry that points to the domain's table belongs to a
 /// device counted in `attached`, and carries the domain ID recorded there.
-/// The table is made as `format` says.
+/// The table is made as `format` says. `sync_map` is set before a context
+/// entry of a unit that caches not-present entries (CAP.CM) or needs its
+/// write buffer flushed (CAP.RWBF) points to the table.
 #[pin_data]
 pub(crate) struct VtdDomain {
     format: TableFormat,
     #[pin]
     attached: SpinLockIrq<KVec<Attachment>>,
+    /// New mappings need work from some unit (see the invariant); set once
+    /// and never cleared, as the C driver's `iotlb_sync_map`. Without it a
+    /// map touches no lock shared with other mappers.
+    sync_map: AtomicBool,
 }
 
 /// The domain type the IOMMU core sees.
@@ -78,6 +88,7 @@ impl VtdDomain {
             try_pin_init!(VtdDomain {
                 format,
                 attached <- new_spinlock_irq!(KVec::new()),
+                sync_map: AtomicBool::new(unit.cap.cm() || unit.cap.rwbf()),
             }),
             &format.config(&unit.walker),
             format.pgsizes,
@@ -194,6 +205,11 @@ impl PagingOps for VtdDomain {
         domain
             .format
             .check(&UnitFeatures::of(unit.cap, unit.ecap))?;
+        if unit.cap.cm() || unit.cap.rwbf() {
+            // INVARIANT: set before the entry below is written (already at
+            // allocation for the unit the domain was made for).
+            domain.sync_map.store(true, Ordering::Release);
+        }
         let did = domain.get_did(unit)?;
         let entry = ContextEntry {
             did,
@@ -244,7 +260,7 @@ impl PagingOps for VtdDomain {
     }
 
     fn iotlb_sync_map(&self, iova: usize, size: usize) -> Result {
-        if size == 0 {
+        if size == 0 || !self.sync_map.load(Ordering::Acquire) {
             return Ok(());
         }
         // Not present to present: only units that cache not-present
