@@ -299,6 +299,35 @@ pub(crate) const QUEUE_LEN: usize = 256;
 /// How long a batch may take; the C driver spins forever on a hung queue.
 pub(crate) const QI_TIMEOUT: Delta = Delta::from_millis(1000);
 
+/// A time-out whose clock starts at the first look: a batch the unit has
+/// carried out by the time its status is first read (QEMU's unit does so
+/// on the IQT write) costs no clock read.
+struct Deadline {
+    timeout: Delta,
+    start: Option<Instant<Monotonic>>,
+}
+
+impl Deadline {
+    fn new(timeout: Delta) -> Self {
+        Deadline {
+            timeout,
+            start: None,
+        }
+    }
+
+    /// Whether `timeout` has passed since the first call; the first call
+    /// starts the clock and answers `false`.
+    fn passed(&mut self) -> bool {
+        match self.start {
+            Some(start) => start.elapsed() > self.timeout,
+            None => {
+                self.start = Some(Instant::now());
+                false
+            }
+        }
+    }
+}
+
 /// How often a batch the unit aborted (ITE) is submitted again.
 const ABORT_RETRIES: u32 = 3;
 
@@ -596,7 +625,7 @@ impl InvQueue {
         if descs.len() + 3 > QUEUE_LEN {
             return Err(EINVAL);
         }
-        let start = Instant::<Monotonic>::now();
+        let mut deadline = Deadline::new(self.timeout);
         let mut ring = self.ring.lock();
         let inject = did.is_some() && ring.inject_did == did;
         let n = descs.len() + 1 + usize::from(inject);
@@ -610,7 +639,7 @@ impl InvQueue {
             if let Some(i) = ring.reserve(n) {
                 break i;
             }
-            if start.elapsed() > self.timeout {
+            if deadline.passed() {
                 self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                 pr_err!(
                     "dmar{}: no room in the invalidation queue for {} ms (head {}, tail {})\n",
@@ -655,7 +684,7 @@ impl InvQueue {
         // wait still writing its status: such a batch checks for errors
         // once more after its wait.
         let devtlb = descs.iter().any(|d| d[0] & 0xf == 3);
-        let outcome = self.wait_for(hw, wait, seq, start);
+        let outcome = self.wait_for(hw, wait, seq, &mut deadline);
         let mut ring = self.ring.lock();
         let outcome = match outcome {
             Ok(Outcome::Done) if devtlb => {
@@ -703,16 +732,15 @@ impl InvQueue {
         }
     }
 
-    /// Waits, bounded by the queue's time-out counted from `start`, until
-    /// the wait in slot `wait` has written `seq`, or was aborted. Handles
-    /// the unit's queue errors meanwhile. The ring is not locked while
-    /// polling.
+    /// Waits, bounded by `deadline`, until the wait in slot `wait` has
+    /// written `seq`, or was aborted. Handles the unit's queue errors
+    /// meanwhile. The ring is not locked while polling.
     fn wait_for(
         &self,
         hw: &impl QueueHw,
         wait: usize,
         seq: u32,
-        start: Instant<Monotonic>,
+        deadline: &mut Deadline,
     ) -> Result<Outcome> {
         loop {
             if self.status.read(wait) as u32 == seq {
@@ -729,7 +757,7 @@ impl InvQueue {
             if aborted {
                 return Ok(Outcome::Aborted);
             }
-            if start.elapsed() > self.timeout {
+            if deadline.passed() {
                 return Ok(Outcome::TimedOut);
             }
             cpu_relax();
