@@ -21,7 +21,9 @@
 //!   them;
 //! - a queue error (IQE) marks the bad descriptor's batch failed, replaces
 //!   the descriptor with a harmless status write, then clears the error and
-//!   lets the unit go on; a time-out (ITE) aborts the batches the unit has
+//!   lets the unit go on; the failed batch is submitted once more, so that
+//!   one damaged descriptor does not leave an invalidation unconfirmed, and
+//!   fails only if rejected again; a time-out (ITE) aborts the batches the unit has
 //!   fetched, which are submitted again; a completion error (ICE) fails
 //!   every batch the unit has fetched;
 //! - a batch that does not complete in time fails with `ETIMEDOUT`; nothing
@@ -397,9 +399,9 @@ struct Ring {
     hw_head: usize,
     /// The status data of the last batch (never 0, the "not yet" value).
     seq: u32,
-    /// Test hook: the next batch for this domain ID gets an invalid
-    /// descriptor first.
-    inject_did: Option<u16>,
+    /// Test hook: the next batches for this domain ID, as many as given,
+    /// get an invalid descriptor first.
+    inject: Option<(u16, u32)>,
 }
 
 impl Ring {
@@ -413,7 +415,7 @@ impl Ring {
             free_cnt: QUEUE_LEN,
             hw_head: 0,
             seq: 0,
-            inject_did: None,
+            inject: None,
         }
     }
 
@@ -589,24 +591,41 @@ impl InvQueue {
         self.queue.flush(i, 2);
     }
 
-    /// Test hook: the next batch that invalidates domain `did` gets an
-    /// invalid descriptor before its own, which the unit must reject (IQE).
-    pub(crate) fn inject_error(&self, did: u16) {
-        self.ring.lock().inject_did = Some(did);
+    /// Test hook: the next `batches` batches that invalidate domain `did`
+    /// get an invalid descriptor before their own, which the unit must
+    /// reject (IQE). Two make one invalidation fail: see [`Self::submit`].
+    pub(crate) fn inject_error(&self, did: u16, batches: u32) {
+        self.ring.lock().inject = (batches > 0).then_some((did, batches));
     }
 
     /// Submits `descs` and a wait descriptor, and waits, bounded, until the
     /// unit has carried them out. `did` is the domain the batch concerns,
     /// for the test hook.
     ///
-    /// Fails with `EINVAL` if the unit rejected a descriptor of the batch,
-    /// `EIO` on a completion error, and `ETIMEDOUT` if the batch, or room
-    /// for it, did not come in time or the unit kept aborting it. On
+    /// A batch the unit rejected (IQE) is submitted once more: a
+    /// descriptor damaged on its way (or by the test hook) does not cost a
+    /// confirmed invalidation, while a bad one is rejected again.
+    ///
+    /// Fails with `EINVAL` if the unit rejected a descriptor of the batch
+    /// twice, `EIO` on a completion error, and `ETIMEDOUT` if the batch, or
+    /// room for it, did not come in time or the unit kept aborting it. On
     /// failure nothing may rely on the invalidation having happened.
     pub(crate) fn submit(&self, hw: &impl QueueHw, descs: &[[u64; 2]], did: Option<u16>) -> Result {
+        // (Room for the test hook's descriptor and the wait.)
+        if descs.len() + 3 > QUEUE_LEN {
+            return Err(EINVAL);
+        }
         let mut tries = 0;
+        let mut rejected = false;
         loop {
             match self.submit_once(hw, descs, did) {
+                Err(e) if e == EINVAL && !rejected => {
+                    rejected = true;
+                    pr_warn!(
+                        "dmar{}: invalidation batch rejected; submitting it once more\n",
+                        self.index
+                    );
+                }
                 Err(e) if e == EAGAIN && tries < ABORT_RETRIES => tries += 1,
                 Err(e) if e == EAGAIN => {
                     pr_err!(
@@ -621,13 +640,12 @@ impl InvQueue {
         }
     }
 
+    /// One try of [`Self::submit`]; fails with `EAGAIN` if the unit aborted
+    /// the batch (ITE) and `EINVAL` if it rejected it (IQE).
     fn submit_once(&self, hw: &impl QueueHw, descs: &[[u64; 2]], did: Option<u16>) -> Result {
-        if descs.len() + 3 > QUEUE_LEN {
-            return Err(EINVAL);
-        }
         let mut deadline = Deadline::new(self.timeout);
         let mut ring = self.ring.lock();
-        let inject = did.is_some() && ring.inject_did == did;
+        let inject = matches!(ring.inject, Some((d, _)) if Some(d) == did);
         let n = descs.len() + 1 + usize::from(inject);
         let index = loop {
             if let Some(i) = ring.reserve(n) {
@@ -654,8 +672,8 @@ impl InvQueue {
             cpu_relax();
             ring = self.ring.lock();
         };
-        if inject {
-            ring.inject_did = None;
+        if let Some((d, n)) = ring.inject.filter(|_| inject) {
+            ring.inject = (n > 1).then_some((d, n - 1));
         }
         let seq = ring.next_seq();
         let wait = (index + n - 1) % QUEUE_LEN;
@@ -1149,23 +1167,33 @@ mod tests {
     }
 
     #[test]
-    fn rejected_descriptor_fails_its_batch_only() -> Result {
+    fn rejected_batch_is_retried_once_and_fails_only_itself() -> Result {
         let q = new_queue()?;
         let hw = Fake::new(&q);
-        // Through the test hook, for one domain ID only.
-        q.inject_error(5);
+        // Through the test hook, for one domain ID only: rejected twice,
+        // the batch fails; the unit goes on (each rejected batch's wait
+        // still completes, unconfirmed).
+        q.inject_error(5, 2);
         q.submit(&hw, &[FLUSH], Some(4))?;
         assert_eq!(q.submit(&hw, &[FLUSH], Some(5)), Err(EINVAL));
+        assert_eq!(q.stats.invalid.load(Ordering::Relaxed), 2);
         assert_eq!(hw.fsts.get(), 0);
         q.submit(&hw, &[FLUSH], Some(5))?;
-        // A bad descriptor in the middle of a batch.
+        assert_eq!(hw.done.get(), 4);
+        // Rejected once: the second try is confirmed.
+        q.inject_error(5, 1);
+        q.submit(&hw, &[FLUSH], Some(5))?;
+        assert_eq!(q.stats.invalid.load(Ordering::Relaxed), 3);
+        assert_eq!(hw.done.get(), 6);
+        // A bad descriptor of the batch's own, in its middle: rejected on
+        // both tries.
         assert_eq!(
             q.submit(&hw, &[FLUSH, INVALID_DESCRIPTOR, FLUSH], None),
             Err(EINVAL)
         );
         q.submit(&hw, &[FLUSH], None)?;
-        assert_eq!(q.stats.invalid.load(Ordering::Relaxed), 2);
-        assert_eq!(hw.done.get(), 5);
+        assert_eq!(q.stats.invalid.load(Ordering::Relaxed), 5);
+        assert_eq!(hw.done.get(), 9);
         assert!(q.idle());
         Ok(())
     }

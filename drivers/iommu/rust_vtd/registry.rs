@@ -72,19 +72,28 @@ fn show_fault_log(unit: &Arc<UnitState>, f: &mut core::fmt::Formatter<'_>) -> co
     unit.show_fault_log(f)
 }
 
-/// Test hook: writing a requester ID (hexadecimal, bus << 8 | devfn) makes
-/// the next queued invalidation of that device's domain carry an invalid
+/// Test hook: writing a requester ID (hexadecimal, bus << 8 | devfn) and
+/// optionally a count (decimal, 1 to 16; 1 if left out) makes the next
+/// that many queued batches for that device's domain carry an invalid
 /// descriptor, which the unit rejects (IQE).
 fn inject_queue_error(unit: &Arc<UnitState>, input: &mut UserSliceReader) -> Result {
-    let mut buf = [0u8; 16];
+    let mut buf = [0u8; 24];
     let len = input.len().min(buf.len());
     input.read_slice(&mut buf[..len])?;
-    let text = core::str::from_utf8(&buf[..len])
+    let mut words = core::str::from_utf8(&buf[..len])
         .map_err(|_| EINVAL)?
-        .trim();
+        .split_ascii_whitespace();
+    let text = words.next().ok_or(EINVAL)?;
     let text = text.strip_prefix("0x").unwrap_or(text);
     let rid = u16::from_str_radix(text, 16).map_err(|_| EINVAL)?;
-    unit.inject_queue_error(rid)
+    let batches = match words.next() {
+        Some(n) => n.parse::<u32>().map_err(|_| EINVAL)?,
+        None => 1,
+    };
+    if !(1..=16).contains(&batches) || words.next().is_some() {
+        return Err(EINVAL);
+    }
+    unit.inject_queue_error(rid, batches)
 }
 
 /// A unit's place in the registry; leaving it takes the unit out, and its

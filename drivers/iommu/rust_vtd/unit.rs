@@ -292,11 +292,13 @@ impl UnitState {
         writeln!(f, "kept_domain_ids: {}", self.dids.lock().kept())
     }
 
-    /// Test hook (debugfs `inject_queue_error`): the next queued
-    /// invalidation of the domain that requester `rid`'s context entry
-    /// names gets an invalid descriptor before its own, which the unit
-    /// rejects. Fails with `ENODEV` without a queue or such an entry.
-    pub(crate) fn inject_queue_error(&self, rid: u16) -> Result {
+    /// Test hook (debugfs `inject_queue_error`): the next `batches` queued
+    /// batches for the domain that requester `rid`'s context entry names
+    /// get an invalid descriptor before their own, which the unit rejects.
+    /// A rejected batch is submitted once more, so one leaves the
+    /// invalidation confirmed and two make it fail. Fails with `ENODEV`
+    /// without a queue or such an entry.
+    pub(crate) fn inject_queue_error(&self, rid: u16, batches: u32) -> Result {
         let [_, hi] = self
             .tables
             .lock()
@@ -304,10 +306,11 @@ impl UnitState {
             .ok_or(ENODEV)?;
         let did = ContextEntry::did_of(hi);
         let q = self.qi.lock().clone().ok_or(ENODEV)?;
-        q.inject_error(did);
+        q.inject_error(did, batches);
         pr_info!(
-            "dmar{}: test hook: the next invalidation of domain {} gets an invalid descriptor\n",
+            "dmar{}: test hook: the next {} batch(es) for domain {} get an invalid descriptor\n",
             self.index,
+            batches,
             did
         );
         Ok(())

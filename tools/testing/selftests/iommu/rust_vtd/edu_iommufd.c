@@ -25,15 +25,20 @@
  *                            whole: at most 3 tables may be left.  Needs a
  *                            1 GiB hugepage (hugepagesz=1G hugepages=1).
  *
- * edu_iommufd BDF qi-error DMAR: the same 64 MiB mapping, but before its
- * unmap the IOMMU driver's test hook (debugfs iommu/intel/DMAR/
+ * edu_iommufd BDF qi-error DMAR BATCHES: the same 64 MiB mapping, but
+ * before its unmap the IOMMU driver's test hook (debugfs iommu/intel/DMAR/
  * inject_queue_error) is told to put an invalid descriptor in front of the
- * next invalidation of this device's domain:
+ * next BATCHES queue batches for this device's domain.  The unit rejects
+ * each (IQE); the driver submits a rejected batch once more.  So:
  *
- *   unconfirmed_flush_keeps_tables  the unit rejects it (IQE), so the
- *                            flush of the unmap is not confirmed, and the
- *                            31 level-1 tables the unmap covered whole must
- *                            stay allocated (SecPageTables does not drop)
+ *   retried_flush_frees_tables  (BATCHES 1) the second try of the unmap's
+ *                            flush is confirmed, and the unmap frees the
+ *                            tables it emptied, as without the error
+ *   unconfirmed_flush_keeps_tables  (BATCHES 2) both tries are rejected,
+ *                            the flush of the unmap is not confirmed, and
+ *                            the 31 level-1 tables the unmap covered whole
+ *                            must stay allocated (SecPageTables does not
+ *                            drop)
  *   translation_works_after_queue_error  the next map and flush are
  *                            confirmed: edu copies A to B through them
  */
@@ -132,13 +137,15 @@ static void open_device(const char *bdf)
 }
 
 /* The invalidation queue error scenario (see the top of the file). */
-static int qi_error(const char *bdf, const char *dmar)
+static int qi_error(const char *bdf, const char *dmar, int batches)
 {
 	unsigned char *a, *b, *t, want[64];
 	long before, mapped, after;
 	unsigned int bus, dev, fn;
 	uint32_t ioas, hwpt;
-	char path[128], rid[16], why[128];
+	const char *tables = batches == 1 ? "retried_flush_frees_tables" :
+					    "unconfirmed_flush_keeps_tables";
+	char path[128], rid[24], why[128];
 	int fd, i, ok;
 
 	if (sscanf(bdf, "%*x:%x:%x.%x", &bus, &dev, &fn) != 3) {
@@ -163,18 +170,18 @@ static int qi_error(const char *bdf, const char *dmar)
 	t = mmap(NULL, 1UL << 30, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (30 << MAP_HUGE_SHIFT), -1, 0);
 	if (t == MAP_FAILED) {
-		check(0, "unconfirmed_flush_keeps_tables", "no 1 GiB hugepage");
+		check(0, tables, "no 1 GiB hugepage");
 		return 1;
 	}
 	memset(t, 1, TSIZE);
 	before = pagetables_kb();
 	if (ioas_map(ioas, t, TSIZE, IOVA_T)) {
-		check(0, "unconfirmed_flush_keeps_tables", strerror(errno));
+		check(0, tables, strerror(errno));
 		return 1;
 	}
 	mapped = pagetables_kb();
 	snprintf(path, sizeof(path), "/sys/kernel/debug/iommu/intel/%s/inject_queue_error", dmar);
-	snprintf(rid, sizeof(rid), "0x%04x\n", (bus << 8) | (dev << 3) | fn);
+	snprintf(rid, sizeof(rid), "0x%04x %d\n", (bus << 8) | (dev << 3) | fn, batches);
 	fd = open(path, O_WRONLY);
 	if (fd < 0 || write(fd, rid, strlen(rid)) != (ssize_t)strlen(rid)) {
 		perror(path);
@@ -188,8 +195,10 @@ static int qi_error(const char *bdf, const char *dmar)
 	       before, mapped, after);
 	snprintf(why, sizeof(why), "%ld KiB mapped, %ld KiB left after the unmap",
 		 mapped - before, after - before);
-	check(mapped - before >= 34 * 4 && after - before >= 34 * 4,
-	      "unconfirmed_flush_keeps_tables", why);
+	if (batches == 1)
+		check(mapped - before >= 34 * 4 && after - before <= 3 * 4, tables, why);
+	else
+		check(mapped - before >= 34 * 4 && after - before >= 34 * 4, tables, why);
 
 	ok = !ioas_map(ioas, b, 4096, IOVA_B) && !edu_dma(IOVA_A, EDU_BUF, 64, 0) &&
 	     !edu_dma(EDU_BUF, IOVA_B, 64, 1) && !memcmp(b, want, 64) &&
@@ -209,10 +218,10 @@ int main(int argc, char **argv)
 	uint32_t ioas1, ioas2, hwpt1, hwpt2;
 	char why[128];
 
-	if (argc == 4 && !strcmp(argv[2], "qi-error"))
-		return qi_error(argv[1], argv[3]);
+	if (argc == 5 && !strcmp(argv[2], "qi-error") && atoi(argv[4]) > 0)
+		return qi_error(argv[1], argv[3], atoi(argv[4]));
 	if (argc != 3 && argc != 4) {
-		fprintf(stderr, "usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error DMAR\n",
+		fprintf(stderr, "usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error DMAR BATCHES\n",
 			argv[0], argv[0]);
 		return 2;
 	}
