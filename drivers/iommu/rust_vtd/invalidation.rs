@@ -268,7 +268,8 @@ pub(crate) fn wait_descriptor(data: u32, status: u64) -> [u64; 2] {
 /// Carries out `ctx` then `iotlb` through the registers of a unit without
 /// queued invalidation (VT-d 6.5.1), whose IOTLB registers are `regs`
 /// (ECAP.IRO), and waits, bounded, for each. The caller holds the unit's
-/// register lock.
+/// register lock. Fails with `EIO` if the unit reports that it ignored a
+/// request (actual granularity 0).
 pub(crate) fn register_invalidate(
     io: &ExclusiveIoMem<'_, REG_SIZE>,
     regs: Block<IotlbRegs>,
@@ -279,18 +280,27 @@ pub(crate) fn register_invalidate(
 ) -> Result {
     if let Some(c) = ctx {
         io.try_write_reg(CCMD::from(c.register()))?;
-        poll(COMMAND_TIMEOUT, || io.try_read(CCMD), |v| !v.icc())?;
+        let done = poll(COMMAND_TIMEOUT, || io.try_read(CCMD), |v| !v.icc())?;
+        // An actual granularity of 0: the unit found the request wrong
+        // and ignored it (VT-d 11.4.4.1).
+        if done.caig().get() == 0 {
+            return Err(EIO);
+        }
     }
     if let Some(t) = iotlb {
         if let Some(a) = t.address() {
             io.try_write(regs.reg::<IVA>(), IVA::from(a))?;
         }
         io.try_write(regs.reg::<IOTLB>(), IOTLB::from(t.register(dr, dw)))?;
-        poll(
+        let done = poll(
             COMMAND_TIMEOUT,
             || io.try_read(regs.reg::<IOTLB>()),
             |v| !v.ivt(),
         )?;
+        // (As CCMD.CAIG; the C driver only logs it.)
+        if done.iaig().get() == 0 {
+            return Err(EIO);
+        }
     }
     Ok(())
 }

@@ -57,12 +57,21 @@ module! {
             default: false,
             description: "Give identity domains a 1:1 page table of system RAM even where the unit can pass DMA through (ECAP.PT); units without pass-through always get one",
         },
+        queued_invalidation: bool {
+            default: true,
+            description: "Invalidate through the unit's invalidation queue where it has one (ECAP.QI); false makes every invalidation go through the registers (CCMD, IOTLB), as on units without a queue",
+        },
     },
 }
 
 /// Whether identity domains must use 1:1 page tables (module parameter).
 pub(crate) fn identity_page_tables() -> bool {
     module_parameters::identity_page_tables.value()
+}
+
+/// Whether units with an invalidation queue use it (module parameter).
+pub(crate) fn queued_invalidation() -> bool {
+    module_parameters::queued_invalidation.value()
 }
 
 /// The platform driver that binds to each remapping unit's device.

@@ -388,14 +388,21 @@ impl UnitState {
     }
 
     /// Turns queued invalidation on (VT-d 6.5.2), after turning off a
-    /// queue a previous user left enabled. Units without ECAP.QI keep
-    /// register-based invalidation.
+    /// queue a previous user left enabled. Units without ECAP.QI, and every
+    /// unit with `queued_invalidation=0`, keep register-based invalidation.
     fn enable_qi(&self) -> Result {
         if !self.ecap.qi() {
             return Ok(());
         }
         if self.with_regs(|io| Ok(io.read(GSTS).qies()))? {
             self.disable_qi_hw()?;
+        }
+        if !crate::queued_invalidation() {
+            pr_info!(
+                "dmar{}: invalidation through the registers (queued_invalidation=0)\n",
+                self.index
+            );
+            return Ok(());
         }
         let queue = Arc::pin_init(
             InvQueue::new(self.index, &self.walker, QI_TIMEOUT),

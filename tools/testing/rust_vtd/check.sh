@@ -169,6 +169,9 @@ boot idtable legacy idtable 600 'memmap=1M$0x7000000'
 RVTD_MEM=4G boot vfio legacy vfio 1500 "${VFIO_KARGS[@]}"
 # Upstream iommufd selftests (mock domain) with rust_vtd loaded.
 boot iommufd legacy iommufd 1200
+# Register-based invalidation (rust_vtd's queued_invalidation=0): QEMU's
+# unit always has an invalidation queue, so nothing else takes that path.
+RVTD_MEM=4G boot regs legacy regs 600 iommufd.allow_unsafe_interrupts=1 hugepagesz=1G hugepages=1
 # RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that
 # has (ACPI table upgrade from an uncompressed cpio before the initramfs).
 mkdir -p "$LOGDIR/acpi-rmrr/kernel/firmware/acpi"
