@@ -173,6 +173,37 @@ pci_devices() {
 # group_type BDF: the type of the default domain of BDF's group.
 group_type() { cat /sys/bus/pci/devices/$1/iommu_group/type 2>/dev/null; }
 
+# e1000e_ping TYPE: probe e1000e's driver on the guest's e1000e, which has
+# a user network of its own (10.0.3.0/24), bring its interface up and send
+# 50 pings of 1400 bytes to that gateway.  Succeeds when the device's group
+# has a default domain of TYPE, every reply comes back intact and no DMA
+# fault is recorded meanwhile.  Leaves the device in $nic, the interface
+# (up) in $ifc.
+e1000e_ping() {
+	local f0 i=0 t st=1
+	nic=$(pci_devices 0x8086:0x10d3 | head -n1)
+	f0=$(fault_seq)
+	modprobe e1000e 2>/dev/null
+	while ! ls /sys/bus/pci/devices/$nic/net 2>/dev/null | grep -q . && [ $i -lt 100 ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+	ifc=$(ls /sys/bus/pci/devices/$nic/net 2>/dev/null | head -n1)
+	t=$(group_type $nic)
+	diag "e1000e $nic: interface '$ifc', group type $t"
+	if [ -n "$ifc" ] && [ "$t" = "$1" ]; then
+		ip link set $ifc up && ip addr add 10.0.3.15/24 dev $ifc
+		# (link-up takes a moment; the first replies may be lost)
+		ping -c 3 -W 3 10.0.3.2 > /dev/null 2>&1
+		ping -c 50 -i 0.1 -s 1400 -W 3 10.0.3.2 > /tmp/ping 2>&1
+		st=$?
+		diag "$(grep -E 'packets transmitted' /tmp/ping)"
+		grep -q ' 0% packet loss' /tmp/ping || st=1
+	fi
+	[ "$(fault_seq)" = "$f0" ] || { diag "faults during e1000e traffic: $f0 -> $(fault_seq)"; st=1; }
+	return $st
+}
+
 # Fails (and prints them) if the kernel has warned, oopsed or leaked.
 check_no_splats() {
 	s=$(splats)

@@ -57,27 +57,9 @@ echo > /sys/bus/pci/devices/$EDU/driver_override
 
 # The DMA API: e1000e's driver on a lazy (DMA-FQ) domain, whose flush
 # queue invalidates from a timer: 50 pings intact, no fault.
-nic=$(pci_devices 0x8086:0x10d3 | head -n1)
 f0=$(fault_seq)
-modprobe e1000e 2>/dev/null
-i=0
-while ! ls /sys/bus/pci/devices/$nic/net 2>/dev/null | grep -q . && [ $i -lt 100 ]; do
-	usleep 100000
-	i=$((i + 1))
-done
-ifc=$(ls /sys/bus/pci/devices/$nic/net 2>/dev/null | head -n1)
-t=$(group_type $nic)
-diag "e1000e $nic: interface '$ifc', group type $t"
-st=1
-if [ -n "$ifc" ] && [ "$t" = DMA-FQ ]; then
-	ip link set $ifc up && ip addr add 10.0.3.15/24 dev $ifc
-	ping -c 3 -W 3 10.0.3.2 > /dev/null 2>&1
-	ping -c 50 -i 0.1 -s 1400 -W 3 10.0.3.2 > /tmp/ping 2>&1
-	st=$?
-	diag "$(grep -E 'packets transmitted' /tmp/ping)"
-	grep -q ' 0% packet loss' /tmp/ping || st=1
-fi
-[ "$(fault_seq)" = "$f0" ] || { diag "faults during e1000e traffic: $f0 -> $(fault_seq)"; st=1; }
+e1000e_ping DMA-FQ
+st=$?
 result "e1000e_ping_with_register_invalidation_$m" $st
 [ -n "$ifc" ] && ip link set $ifc down
 [ -e /sys/bus/pci/devices/$nic/driver ] && echo $nic > /sys/bus/pci/devices/$nic/driver/unbind
