@@ -25,13 +25,15 @@ pub(crate) const PASS_THROUGH_DID: u16 = 1;
 ///
 /// Every ID at or above `limit`, 0 and [`PASS_THROUGH_DID`] are taken in
 /// `pool` and never released; `in_use` counts the other taken IDs, and
-/// `kept` marks those of them that must never be released.
+/// `kept` marks those of them that must never be released: `kept_count` of
+/// them for an unconfirmed invalidation, `old_count` for a crashed kernel.
 pub(crate) struct DomainIds {
     pool: IdPool,
     kept: BitmapVec,
     limit: usize,
     in_use: u32,
     kept_count: u32,
+    old_count: u32,
 }
 
 impl DomainIds {
@@ -60,6 +62,7 @@ impl DomainIds {
             limit,
             in_use: 0,
             kept_count: 0,
+            old_count: 0,
         })
     }
 
@@ -94,6 +97,30 @@ impl DomainIds {
         }
         self.kept.set_bit(id);
         self.kept_count += 1;
+    }
+
+    /// Takes `id`, which context entries copied from a crashed kernel use,
+    /// out of use for good: nothing tells when the last translation a unit
+    /// cached under it is gone (the C driver keeps such IDs too). Returns
+    /// false if `id` is reserved, beyond the unit's, or taken already.
+    pub(crate) fn reserve_old(&mut self, id: u16) -> bool {
+        let id = usize::from(id);
+        if id >= self.limit {
+            return false;
+        }
+        match self.pool.find_unused_id(id) {
+            Some(unused) if unused.as_usize() == id => unused.acquire(),
+            _ => return false,
+        };
+        self.kept.set_bit(id);
+        self.in_use += 1;
+        self.old_count += 1;
+        true
+    }
+
+    /// The IDs taken for a crashed kernel's entries.
+    pub(crate) fn old(&self) -> u32 {
+        self.old_count
     }
 
     fn is_kept(&self, id: usize) -> bool {
@@ -146,6 +173,25 @@ mod tests {
         assert_eq!(ids.alloc(), Some(3));
         assert_eq!(ids.alloc(), Some(4));
         assert_eq!((ids.in_use(), ids.kept()), (3, 1));
+        Ok(())
+    }
+
+    #[test]
+    fn old_ids_are_reserved_for_good() -> Result {
+        let mut ids = DomainIds::new(256)?;
+        assert!(ids.reserve_old(2));
+        assert!(ids.reserve_old(200));
+        // Taken already, reserved, or beyond CAP.ND.
+        assert!(!ids.reserve_old(2));
+        assert!(!ids.reserve_old(PASS_THROUGH_DID));
+        assert!(!ids.reserve_old(0));
+        assert!(!ids.reserve_old(256));
+        assert_eq!(ids.alloc(), Some(3));
+        ids.free(2);
+        ids.free(200);
+        ids.free(3);
+        assert_eq!(ids.alloc(), Some(3));
+        assert_eq!((ids.in_use(), ids.old(), ids.kept()), (3, 2, 0));
         Ok(())
     }
 }
