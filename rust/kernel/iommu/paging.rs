@@ -256,14 +256,16 @@ pub trait PagingOps: Sized + Send + Sync + 'static {
     /// Invalidates every translation of the domain cached by the hardware, paging-structure
     /// caches included (lazy mode's flush queue). The tables lazy unmaps emptied since the last
     /// such flush are freed when this returns `Ok`, and kept for good (counted through
-    /// [`PagingOps::tables_kept`]) on error, since the hardware may still walk them.
+    /// [`PagingOps::tables_kept`]) on error, since the hardware may still walk them; the DMA
+    /// API's flush queue then keeps its IOVAs until a later flush returns `Ok`.
     fn flush_iotlb_all(&self) -> Result;
 
     /// Invalidates the translations of the range `gather` holds, and the paging-structure
     /// caches as well if [tables wait in it](IotlbGather::frees_tables). Those tables are freed
     /// when this returns `Ok`. On error the invalidation is taken not to have
     /// happened: the tables are kept (leaked, with a warning, and counted through
-    /// [`PagingOps::tables_kept`]), since the hardware may still walk them.
+    /// [`PagingOps::tables_kept`]), since the hardware may still walk them, and the DMA API
+    /// never reuses the IOVAs of a strict unmap whose flush failed.
     fn iotlb_sync(&self, gather: &IotlbGather<'_>) -> Result;
 
     /// Called with the number of tables kept because [`PagingOps::iotlb_sync`] failed.
@@ -617,6 +619,7 @@ impl<T: PagingOps> PagingDomain<T> {
                 }
             }
             Err(e) => {
+                this.flush_unconfirmed();
                 let n = flushing.as_mut().leak();
                 if n > 0 {
                     pr_warn!(
@@ -646,6 +649,13 @@ impl<T: PagingOps> PagingDomain<T> {
         }
     }
 
+    /// Tells the DMA API that a flush of this domain was not confirmed, so that it does not
+    /// reuse the IOVAs the flush was to retire (for a domain that is not the DMA API's, nothing).
+    fn flush_unconfirmed(&self) {
+        // SAFETY: The domain is valid for the duration of the core's callback that got here.
+        unsafe { bindings::iommu_dma_flush_unconfirmed(self.as_raw()) };
+    }
+
     /// Flushes what `g` gathered, then frees its tables, or keeps them if the flush failed.
     fn sync_and_release(&self, g: &mut IotlbGather<'_>) {
         match self.inner.iotlb_sync(g) {
@@ -655,6 +665,7 @@ impl<T: PagingOps> PagingDomain<T> {
                 }
             }
             Err(e) => {
+                self.flush_unconfirmed();
                 let n = g.leak_tables();
                 if n > 0 {
                     pr_warn!(
