@@ -172,6 +172,9 @@ boot iommufd legacy iommufd 1200
 # Register-based invalidation (rust_vtd's queued_invalidation=0): QEMU's
 # unit always has an invalidation queue, so nothing else takes that path.
 RVTD_MEM=4G boot regs legacy regs 600 iommufd.allow_unsafe_interrupts=1 hugepagesz=1G hugepages=1
+# A flush that was not confirmed: the DMA API must not reuse its IOVAs
+# (patch 0016), strict and lazy, shown with the Rust edu sample.
+boot iova-reuse legacy iova-reuse 300
 # RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that
 # has (ACPI table upgrade from an uncompressed cpio before the initramfs).
 mkdir -p "$LOGDIR/acpi-rmrr/kernel/firmware/acpi"

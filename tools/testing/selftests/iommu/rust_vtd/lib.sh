@@ -170,6 +170,15 @@ pci_devices() {
 	done
 }
 
+# pci_rid BDF: the requester (source) ID of DDDD:BB:DD.F, as 0xBBDF.
+pci_rid() {
+	local b=${1#*:}
+	printf '0x%04x' $(((0x${b%%:*} << 8) | (0x$(echo $b | cut -d: -f2 | cut -d. -f1) << 3) | ${b##*.}))
+}
+
+# qs KEY: a counter of dmar0's invalidation statistics (debugfs qi_stats).
+qs() { awk -v k="$1:" '$1 == k { print $2 }' /sys/kernel/debug/iommu/intel/dmar0/qi_stats; }
+
 # group_type BDF: the type of the default domain of BDF's group.
 group_type() { cat /sys/bus/pci/devices/$1/iommu_group/type 2>/dev/null; }
 

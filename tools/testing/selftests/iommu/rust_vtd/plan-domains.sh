@@ -238,7 +238,6 @@ result "iommufd_domains_freed_$m" $?
 # flush fails, and rust_vtd must keep the 31 tables the unmap would have
 # freed and the domain ID (the unit may still cache them), recover the
 # queue, and confirm the flushes after it.
-qs() { awk -v k="$1:" '$1 == k { print $2 }' /sys/kernel/debug/iommu/intel/dmar0/qi_stats; }
 # qi_error BATCHES: runs the scenario; sets de du dl dk ds (the counters'
 # growth) and msg (queue error reports in the log).
 qi_error() {
@@ -386,8 +385,7 @@ result "dma_map_benchmark_runs_${strictness}_$m" $fail
 # confirmed.  (In the
 # caching-mode VM, strict, the hook hits a map's flush instead.)
 if [ $strictness = lazy ]; then
-	rid=$(printf '0x%04x' $(((0x$(echo $nic | cut -d: -f2) << 8) |
-		(0x$(echo $nic | cut -d: -f3 | cut -d. -f1) << 3) | $(echo $nic | cut -d. -f2))))
+	rid=$(pci_rid $nic)
 	e0=$(qs queue_errors) u0=$(qs unconfirmed) l0=$(qs leaked_tables)
 	echo "$rid 2" > /sys/kernel/debug/iommu/intel/dmar0/inject_queue_error
 	dma_map_benchmark -t 1 -s 2 -m 1 -g 1024 > /tmp/lazyerr 2>&1

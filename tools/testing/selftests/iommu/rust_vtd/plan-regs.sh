@@ -25,7 +25,6 @@ ccmd=$(reg64 $base 0x28)
 iro=$(((($(reg64 $base 0x10) >> 8) & 0x3ff) * 16))
 iotlb=$(reg64 $base $((iro + 8)))
 caig=$(((ccmd >> 59) & 3)) iaig=$(((iotlb >> 57) & 3))
-qs() { awk -v k="$1:" '$1 == k { print $2 }' /sys/kernel/debug/iommu/intel/dmar0/qi_stats; }
 diag "GSTS.QIES $qies, CCMD $ccmd (CAIG $caig), IOTLB $iotlb at $(printf %#x $iro) + 8 (IAIG $iaig), queue submissions $(qs submissions)"
 dmesg | grep 'rust_vtd' | grep 'registers' | head -n 2 | sed 's/^/# /'
 [ $qies = 0 ] && [ $caig != 0 ] && [ $iaig != 0 ] && [ "$(qs submissions)" = 0 ] &&
