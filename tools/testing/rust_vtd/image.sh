@@ -48,5 +48,14 @@ mkdir -p "$ST/iommu" "$ROOT/tests/upstream/iommu"
 make -s -C "$CACHE/src/linux/tools/testing/selftests/iommu" LLVM=1 OUTPUT="$ST/iommu" \
 	KHDR_INCLUDES="-isystem $B/hdr/include" LDFLAGS="-static -pthread" >/dev/null
 cp "$ST/iommu/iommufd" "$ST/iommu/iommufd_fail_nth" "$ROOT/tests/upstream/iommu/"
+# The kdump test: the kernel itself, which the guest loads as its capture
+# kernel (kexec_crash_load), and makedumpfile with the libraries it needs
+# (the image has no others), where the dynamic loader looks for them.
+mkdir -p "$ROOT/boot"
+cp "$B/arch/x86/boot/bzImage" "$ROOT/boot/bzImage"
+for f in /usr/bin/makedumpfile $(ldd /usr/bin/makedumpfile | grep -o '/[^ ]*'); do
+	mkdir -p "$ROOT$(dirname "$f")"
+	cp -L "$f" "$ROOT$f"
+done
 (cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1 > "$OUT/initramfs.gz.new")
 mv "$OUT/initramfs.gz.new" "$OUT/initramfs.gz"
