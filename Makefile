@@ -10,7 +10,7 @@
 
 RVTD := tools/testing/rust_vtd/rvtd
 
-.PHONY: run check shell kernel baseline vfio-compare bench image clean distclean help
+.PHONY: run check shell kernel baseline kdump vfio-compare bench image clean distclean help
 
 run:		## build everything, boot, load rust_vtd, show what it found
 	@$(RVTD) run
@@ -26,6 +26,9 @@ kernel:		## build the rust kernel and modules only
 
 baseline:	## build the baseline kernel (the C VT-d driver) and its image
 	@$(RVTD) kernel baseline && $(RVTD) image baseline
+
+kdump:		## a crash with translation on, and the capture kernel taking over
+	@ONLY=kdump KDUMP=1 $(RVTD) check
 
 vfio-compare:	## upstream VFIO and iommufd selftests on rust_vtd and on the C driver
 	@$(RVTD) vfio-compare

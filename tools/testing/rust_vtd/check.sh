@@ -91,6 +91,17 @@ fi
 # check, or by a plan that died, escapes.
 SPLAT_RE='WARNING:|BUG:|Oops|general protection|Call Trace|kernel BUG|UBSAN|KASAN|refcount_t:|list_(add|del) corruption|kmemleak: [0-9]+ new suspected|DEBUG_LOCKS_WARN_ON|INFO: trying to register non-static key|Kernel panic'
 
+# The part of a console log scanned for splats: all of it, except, in a VM
+# that crashes on purpose (EXPECT_CRASH=1: kdump), what the crashed kernel
+# printed from its sysrq crash to the capture kernel's banner.
+console_scanned() {
+	if [ "${EXPECT_CRASH:-}" = 1 ]; then
+		awk '/sysrq: Trigger a crash/ { skip = 1 } /Linux version/ { skip = 0 } !skip'
+	else
+		cat
+	fi
+}
+
 # [FLAVOUR=lockdep] boot NAME MODE PLAN TIMEOUT [kernel args] [-- qemu args]
 # ONLY=REGEX (for development) boots only the VMs whose name matches.
 # Besides the plan's own tests, every VM gets two: it reported exactly as
@@ -129,7 +140,7 @@ boot() {
 		tap 1 "vm_${name}_ran_all_planned_tests"
 	fi
 	local splats
-	splats=$(tr -d '\r' < "$con" 2>/dev/null | grep -aE "$SPLAT_RE" | head -n 20 || true)
+	splats=$(tr -d '\r' < "$con" 2>/dev/null | console_scanned | grep -aE "$SPLAT_RE" | head -n 20 || true)
 	if [ -n "$splats" ] || [ ! -s "$con" ]; then
 		echo "# VM '$name': console log $([ -s "$con" ] || echo 'missing or empty')"
 		echo "$splats" | sed 's/^/#   /'
@@ -175,6 +186,12 @@ RVTD_MEM=4G boot regs legacy regs 600 iommufd.allow_unsafe_interrupts=1 hugepage
 # A flush that was not confirmed: the DMA API must not reuse its IOVAs
 # (patch 0016), strict and lazy, shown with the Rust edu sample.
 boot iova-reuse legacy iova-reuse 300
+# kdump (make kdump): a crash with translation on and the capture kernel
+# that takes over.  Not in the default run yet: rust_vtd still turns
+# translation off in a capture kernel (issue 15).
+if [ "${KDUMP:-}" = 1 ]; then
+	EXPECT_CRASH=1 boot kdump legacy kdump 900 crashkernel=256M
+fi
 # RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that
 # has (ACPI table upgrade from an uncompressed cpio before the initramfs).
 mkdir -p "$LOGDIR/acpi-rmrr/kernel/firmware/acpi"

@@ -179,6 +179,21 @@ pci_rid() {
 # qs KEY: a counter of dmar0's invalidation statistics (debugfs qi_stats).
 qs() { awk -v k="$1:" '$1 == k { print $2 }' /sys/kernel/debug/iommu/intel/dmar0/qi_stats; }
 
+# rebind BDF: unbinds the driver of BDF and of every other device of its
+# group, then probes them again.  A device bound before rust_vtd
+# registered gets the kernel's default domain type this way (the core
+# changes a group's default domain only while no driver is bound in it).
+rebind() {
+	local g d drv others
+	g=$(readlink -f /sys/bus/pci/devices/$1/iommu_group)
+	others=$(for d in $(ls $g/devices); do [ $d != $1 ] && [ -e $g/devices/$d/driver ] && echo $d; done)
+	drv=$(readlink -f /sys/bus/pci/devices/$1/driver)
+	for d in $others; do echo $d > /sys/bus/pci/devices/$d/driver/unbind; done
+	echo $1 > $drv/unbind
+	echo $1 > $drv/bind
+	for d in $others; do echo $d > /sys/bus/pci/drivers_probe; done
+}
+
 # group_type BDF: the type of the default domain of BDF's group.
 group_type() { cat /sys/bus/pci/devices/$1/iommu_group/type 2>/dev/null; }
 

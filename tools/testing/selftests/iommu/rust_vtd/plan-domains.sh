@@ -307,11 +307,7 @@ vda=$(readlink -f /sys/block/vda/device/..)
 vda=${vda##*/}
 g=$(readlink -f /sys/bus/pci/devices/$vda/iommu_group)
 diag "virtio-blk $vda, group ${g##*/}: $(ls $g/devices | tr '\n' ' ')"
-others=$(for d in $(ls $g/devices); do [ $d != $vda ] && [ -e $g/devices/$d/driver ] && echo $d; done)
-for d in $others; do echo $d > /sys/bus/pci/devices/$d/driver/unbind; done
-echo $vda > /sys/bus/pci/drivers/virtio-pci/unbind
-echo $vda > /sys/bus/pci/drivers/virtio-pci/bind
-for d in $others; do echo $d > /sys/bus/pci/drivers_probe; done
+rebind $vda
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
 t=$(group_type $vda)

@@ -1,0 +1,131 @@
+# SPDX-License-Identifier: GPL-2.0
+# kdump: a real crash with translation on and DMA set up, and the capture
+# kernel that boots from it.  One VM, two kernels, one plan:
+#
+#   - the first kernel (booted with crashkernel=) loads rust_vtd, puts the
+#     disk behind a translated domain and writes a pattern to it, prints a
+#     marker, loads itself as the capture kernel (kexec_crash_load, with
+#     an initramfs repacked from its own root) and crashes (sysrq c);
+#   - the capture kernel (this plan again: /proc/vmcore exists) checks
+#     that translation is still on from the crashed kernel, loads
+#     rust_vtd before any DMA driver, as a crash kernel's initramfs must,
+#     and checks that translation stays on (rust_vtd takes over the old
+#     tables), that the disk's driver then binds and reads the pattern
+#     back, and that makedumpfile extracts the first kernel's log, marker
+#     included, from /proc/vmcore.
+#
+# The capture kernel's results follow the first kernel's on the same
+# serial port; check.sh ignores the intentional panic in the console log.
+. /tests/lib.sh
+m=$RVTD_MODE
+base=$(dmar_units | head -n1)
+MARKER=rvtd-kdump-marker-3f9a1c
+disk=/sys/bus/virtio/drivers/virtio_blk
+
+if [ ! -e /proc/vmcore ]; then
+	plan 16
+	# --- the first kernel ---
+	dmesg -c > /dev/null
+	insmod $KO
+	result "insmod_succeeds_$m" $?
+	[ $(($(reg32 $base 0x1c) >> 31 & 1)) = 1 ]
+	result "translation_enabled_before_crash_$m" $?
+	modprobe virtio_blk 2>/dev/null || insmod /lib/modules/*/kernel/drivers/block/virtio_blk.ko
+	vda=$(basename $(readlink -f /sys/block/vda/device/..) 2>/dev/null)
+	# (virtio-pci is built in, bound before rust_vtd registered: rebound,
+	# the disk gets a translated domain.)
+	rebind $vda
+	i=0
+	while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+	dd if=/dev/urandom of=/tmp/pattern bs=4096 count=256 2>/dev/null
+	dd if=/tmp/pattern of=/dev/vda bs=4096 count=256 conv=fsync 2>/dev/null
+	sum=$(md5sum < /tmp/pattern | cut -d' ' -f1)
+	t=$(group_type $vda)
+	diag "disk $vda: group type $t, pattern md5 $sum"
+	case $t in DMA | DMA-FQ) ;; *) false ;; esac
+	result "disk_written_through_translated_domain_$m" $?
+	rt=$(reg64 $base 0x20)
+	diag "RTADDR before the crash: $(printf %#x $rt)"
+	# The capture kernel's root: this one's, without /boot (the kernel is
+	# loaded on its own).
+	(cd / && find . -xdev -path ./boot -prune -o -print | cpio -o -H newc 2>/dev/null | gzip -1 > /tmp/capture.gz)
+	args="console=ttyS0,115200 panic=-1 oops=panic rvtd.plan=kdump rvtd.mode=$m nr_cpus=1 irqpoll reset_devices rvtd.sum=$sum rvtd.rtaddr=$rt"
+	kexec_crash_load /boot/bzImage /tmp/capture.gz "$args"
+	[ $? = 0 ] && [ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ]
+	result "capture_kernel_loaded_$m" $?
+	check_no_splats "before_crash_$m"
+	echo "$MARKER: crashing with translation on" > /dev/kmsg
+	sync
+	echo c > /proc/sysrq-trigger
+	# Not reached: the capture kernel runs this plan again.
+	diag "the crash did not happen"
+	exit 1
+fi
+
+# --- the capture kernel ---
+T_NUM=5
+for w in $(cat /proc/cmdline); do
+	case $w in
+	rvtd.sum=*) sum=${w#rvtd.sum=} ;;
+	rvtd.rtaddr=*) old_rt=${w#rvtd.rtaddr=} ;;
+	esac
+done
+size=$(stat -c %s /proc/vmcore)
+magic=$(dd if=/proc/vmcore bs=4 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')
+diag "capture kernel: /proc/vmcore $size bytes, magic '$magic'"
+[ "$magic" = 7f454c46 ] && [ $size -gt $((1 << 30)) ]
+result "vmcore_is_an_elf_core_$m" $?
+gsts=$(reg32 $base 0x1c)
+rt0=$(reg64 $base 0x20)
+diag "before rust_vtd: GSTS $(printf %#x $gsts), RTADDR $(printf %#x $rt0) (crashed kernel's $(printf %#x $old_rt))"
+[ $((gsts >> 31 & 1)) = 1 ] && [ $((rt0)) = $((old_rt)) ]
+result "translation_still_on_from_crashed_kernel_$m" $?
+# What a crash kernel's initramfs must do: load rust_vtd before any
+# driver that does DMA binds.  virtio-pci is built in and has bound
+# already (it sets up no DMA of its own until a virtio driver binds):
+# unbound, and bound again after rust_vtd has loaded.
+virtio=$(ls -d /sys/bus/pci/drivers/virtio-pci/0000:* 2>/dev/null | sed 's|.*/||')
+for d in $virtio; do echo $d > /sys/bus/pci/drivers/virtio-pci/unbind; done
+diag "unbound from virtio-pci until rust_vtd loads: $(echo $virtio)"
+f0=$(fault_seq)
+dmesg -c > /dev/null
+insmod $KO
+result "insmod_succeeds_in_capture_kernel_$m" $?
+for d in $virtio; do echo $d > /sys/bus/pci/drivers/virtio-pci/bind; done
+dmesg | grep rust_vtd | head -n 8 | sed 's/^/# /'
+gsts=$(reg32 $base 0x1c)
+rt1=$(reg64 $base 0x20)
+diag "after rust_vtd: GSTS $(printf %#x $gsts), RTADDR $(printf %#x $rt1)"
+# Translation never went off: on now, and no "disabling it" on the way.
+[ $((gsts >> 31 & 1)) = 1 ] && ! dmesg | grep -q 'translation was left enabled by a previous kernel; disabling it'
+result "translation_stays_on_across_takeover_$m" $?
+[ $((rt1)) != $((old_rt)) ] && [ $((rt1)) != 0 ]
+result "root_table_moved_to_a_copy_$m" $?
+# The disk's driver binds after rust_vtd, and reads what the crashed
+# kernel wrote.
+modprobe virtio_blk 2>/dev/null || insmod /lib/modules/*/kernel/drivers/block/virtio_blk.ko
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+got=$(dd if=/dev/vda bs=4096 count=256 2>/dev/null | md5sum | cut -d' ' -f1)
+vda=$(basename $(readlink -f /sys/block/vda/device/..) 2>/dev/null)
+diag "disk ${vda:-missing}: group type $(group_type $vda), md5 $got (written $sum)"
+[ -n "$vda" ] && [ "$got" = "$sum" ]
+result "disk_reads_crashed_kernels_data_$m" $?
+[ "$(fault_seq)" = "$f0" ] || diag "faults: $f0 -> $(fault_seq)"
+[ "$(fault_seq)" = "$f0" ] && ! dmesg | grep -q 'DMA [a-z]* fault'
+result "no_dma_faults_in_capture_kernel_$m" $?
+makedumpfile --dump-dmesg /proc/vmcore /tmp/dmesg.txt > /tmp/mdf.out 2>&1
+st=$?
+[ $st = 0 ] || sed 's/^/# /' /tmp/mdf.out | tail -n 5
+diag "first kernel's log: $(wc -l < /tmp/dmesg.txt 2>/dev/null) lines; $(grep -a "$MARKER" /tmp/dmesg.txt 2>/dev/null | tail -n1)"
+[ $st = 0 ] && grep -aq "$MARKER: crashing with translation on" /tmp/dmesg.txt
+result "makedumpfile_extracts_first_kernel_log_$m" $?
+makedumpfile -l -d 31 /proc/vmcore /tmp/dump > /tmp/mdf.out 2>&1
+st=$?
+diag "makedumpfile -l -d 31: exit $st, $(stat -c %s /tmp/dump 2>/dev/null) bytes"
+[ $st = 0 ] || sed 's/^/# /' /tmp/mdf.out | tail -n 5
+[ $st = 0 ] && [ -s /tmp/dump ]
+result "makedumpfile_writes_a_dump_$m" $?
+rm -f /tmp/dump
+check_no_splats "capture_kernel_$m"
+end_plan "kdump_$m"
