@@ -253,7 +253,7 @@ pub(crate) enum Refusal {
     TableNotRam(u64),
 }
 
-impl core::fmt::Display for Refusal {
+impl kernel::fmt::Display for Refusal {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             Self::RootReserved => write!(f, "reserved bits set in the root entry"),

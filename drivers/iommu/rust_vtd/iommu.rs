@@ -160,6 +160,16 @@ impl Ops for RustVtdIommu {
         )?)
     }
 
+    fn is_attach_deferred(dev: &Device, data: &DeviceData) -> bool {
+        // kdump: a device whose DMA still goes through the crashed
+        // kernel's copied entry keeps it until its driver first uses the
+        // DMA API, or until another domain is attached (the core clears
+        // the deferral then). A device bound already (rust_vtd loaded
+        // late) may be doing DMA with addresses of this kernel: it gets
+        // its domain now.
+        !dev.has_driver() && data.rids.iter().any(|&rid| data.unit.is_copied(rid))
+    }
+
     fn device_iommu(data: &DeviceData) -> &IommuDevice {
         use kernel::iommu::device::HasIommuDevice;
         data.unit.iommu_device()

@@ -10,6 +10,9 @@ use crate::{
         widest_aw,
         ContextEntry,
         ContextTables,
+        CopiedEntries,
+        OldEntryLimits,
+        OldMemory,
         TranslationType, //
     },
     domain_id::{
@@ -56,6 +59,8 @@ use core::sync::atomic::{
     Ordering, //
 };
 use kernel::{
+    bitmap::BitmapVec,
+    crash_dump,
     device::{
         Core,
         Device, //
@@ -96,6 +101,7 @@ use kernel::{
         SpinLockIrq, //
     },
     time::msecs_to_jiffies,
+    transmute::AsBytes,
     workqueue::{
         self,
         cancel_delayed_work_sync,
@@ -158,6 +164,11 @@ pub(crate) struct UnitState {
     /// The identity domain's 1:1 page table, built on first use.
     #[pin]
     identity: Mutex<Option<IdentityTable>>,
+    /// In a kdump kernel that took the crashed kernel's tables over: the
+    /// requester IDs whose copied context entry is still in place (no
+    /// attach has replaced it yet).
+    #[pin]
+    copied: SpinLockIrq<Option<BitmapVec>>,
     /// The devices the IOMMU core has probed on this unit.
     #[pin]
     devices: Mutex<KVec<ARef<Device>>>,
@@ -289,7 +300,9 @@ impl UnitState {
         writeln!(f, "timeouts: {tmo}")?;
         writeln!(f, "unconfirmed: {}", load(&self.unconfirmed))?;
         writeln!(f, "leaked_tables: {}", load(&self.leaked_tables))?;
-        writeln!(f, "kept_domain_ids: {}", self.dids.lock().kept())
+        writeln!(f, "kept_domain_ids: {}", self.dids.lock().kept())?;
+        // (kdump: the IDs of the crashed kernel's copied entries.)
+        writeln!(f, "old_domain_ids: {}", self.dids.lock().old())
     }
 
     /// Test hook (debugfs `inject_queue_error`): the next `batches` queued
@@ -614,6 +627,27 @@ impl UnitState {
             );
         }
         tables.erase(bus, devfn);
+        if let Some(c) = Option::as_mut(&mut *self.copied.lock()) {
+            // The crashed kernel's entry is gone: a later probe of the
+            // device is not deferred.
+            c.clear_bit(usize::from(source_id(bus, devfn)));
+        }
+    }
+
+    /// Whether the unit kept translating through the crashed kernel's
+    /// tables, copied (kdump).
+    pub(crate) fn took_over(&self) -> bool {
+        self.copied.lock().is_some()
+    }
+
+    /// Whether requester ID `rid` still has the context entry copied from
+    /// the crashed kernel: its DMA is still translated as that kernel set
+    /// it up, until a first attach replaces the entry.
+    pub(crate) fn is_copied(&self, rid: u16) -> bool {
+        self.copied
+            .lock()
+            .as_ref()
+            .is_some_and(|c| c.next_bit(usize::from(rid)) == Some(usize::from(rid)))
     }
 
     /// The context entry of the identity domain: pass-through where the
@@ -726,6 +760,19 @@ impl UnitState {
             return Ok(());
         }
         let pgd = lo & !0xfff;
+        if self.is_copied(source_id(bus, devfn)) {
+            // Its tables are the crashed kernel's, in memory this kernel
+            // does not map: not walked.
+            return writeln!(
+                f,
+                "Device {:04x}:{:02x}:{:02x}.{:x} @{:#x}: copied from the crashed kernel, not walked",
+                self.scope.segment,
+                bus,
+                devfn >> 3,
+                devfn & 7,
+                pgd
+            );
+        }
         writeln!(
             f,
             "Device {:04x}:{:02x}:{:02x}.{:x} @{:#x}",
@@ -740,7 +787,9 @@ impl UnitState {
             "{:<17}\t{:<18}\t{:<18}\t{:<18}\t{:<18}\tPTE",
             "IOVA_PFN", "PML5E", "PML4E", "PDPE", "PDE"
         )?;
-        // SAFETY: The entry points to the root table of the domain (or
+        // SAFETY: The entry is not a copied one (checked above, under
+        // `tables`, which a first attach takes to replace it), so it
+        // points to the root table of the domain (or
         // identity table) the device is attached to, which stays attached,
         // and so allocated, while `tables` is held: detaching clears the
         // entry under that lock before the domain can be freed. Tables
@@ -753,6 +802,66 @@ impl UnitState {
     pub(crate) fn context_tables(&self) -> usize {
         self.tables.lock().buses()
     }
+}
+
+/// The memory of the kernel that crashed, in a kdump kernel.
+struct CrashedKernel;
+
+impl OldMemory for CrashedKernel {
+    fn is_ram(&self, phys: u64) -> bool {
+        crash_dump::is_oldmem(phys, 4096)
+    }
+
+    fn read_page(&self, phys: u64, page: &mut [u64]) -> Result {
+        crash_dump::read_oldmem(phys, AsBytes::as_bytes_mut(page))
+    }
+}
+
+/// A copy of the context tables a crashed kernel left the unit
+/// translating through (RTADDR `rtaddr`), with what it holds; or why
+/// there is none. Entries that fail their checks are refused, each with
+/// a message.
+fn take_over(
+    index: u32,
+    walker: &Walker,
+    cap: CAP,
+    ecap: ECAP,
+    rtaddr: RTADDR,
+) -> core::result::Result<(ContextTables, CopiedEntries), &'static str> {
+    if rtaddr.ttm().get() != 0 {
+        // rust_vtd writes legacy-mode tables only.
+        return Err("they are not legacy-mode tables (RTADDR.TTM is not 0)");
+    }
+    let root = rtaddr.rta().get() << 12;
+    ContextTables::copy_old(
+        walker.clone(),
+        root,
+        &CrashedKernel,
+        &OldEntryLimits::of(cap, ecap),
+        |bus, devfn, why| match devfn {
+            Some(df) => pr_warn!(
+                "dmar{}: [Firmware Bug]: crashed kernel's context entry of {:02x}:{:02x}.{} refused: {}\n",
+                index,
+                bus,
+                df >> 3,
+                df & 7,
+                why
+            ),
+            None => pr_warn!(
+                "dmar{}: [Firmware Bug]: crashed kernel's root entry of bus {:02x} refused: {}\n",
+                index,
+                bus,
+                why
+            ),
+        },
+    )
+    .map_err(|e| {
+        if e == EINVAL {
+            "the root table address is not memory of the crashed kernel"
+        } else {
+            "the tables cannot be copied"
+        }
+    })
 }
 
 impl UnitState {
@@ -797,9 +906,42 @@ impl UnitState {
         } else {
             Walker::Incoherent(pdev.as_ref().into())
         };
-        let tables = ContextTables::new(walker.clone())?;
+        // A kdump kernel keeps translation on and takes the crashed
+        // kernel's context tables over; anything else starts empty.
+        let rtaddr = regs.try_read(RTADDR)?;
+        let old = (gsts.tes() && crash_dump::is_kdump_kernel())
+            .then(|| take_over(index, &walker, cap, ecap, rtaddr));
+        let (tables, copied) = match old {
+            Some(Ok((tables, copied))) => (tables, Some(copied)),
+            Some(Err(why)) => {
+                pr_warn!(
+                    "dmar{}: kdump: cannot take over the crashed kernel's tables: {}\n",
+                    index,
+                    why
+                );
+                (ContextTables::new(walker.clone())?, None)
+            }
+            None => (ContextTables::new(walker.clone())?, None),
+        };
         let root_phys = tables.root_phys();
-        let dids = DomainIds::new(cap.domains())?;
+        let mut dids = DomainIds::new(cap.domains())?;
+        if let Some(c) = &copied {
+            let mut did = c.dids.next_bit(0);
+            while let Some(d) = did {
+                // (IDs the driver reserves itself, 0 and pass-through, are
+                // in use already.)
+                dids.reserve_old(d as u16);
+                did = c.dids.next_bit(d + 1);
+            }
+            pr_info!(
+                "dmar{}: kdump: took over the crashed kernel's tables at {:#x}: {} context entries copied, {} refused, {} domain IDs reserved; translation stays on\n",
+                index,
+                rtaddr.rta().get() << 12,
+                c.copied,
+                c.refused,
+                dids.old()
+            );
+        }
         // INVARIANT: `check_readable` passed; RTADDR is set below, before
         // anything else uses the state.
         let state = Arc::pin_init(
@@ -818,6 +960,7 @@ impl UnitState {
                 dids <- new_spinlock_irq!(dids),
                 devices <- new_mutex!(KVec::new()),
                 identity <- new_mutex!(None),
+                copied <- new_spinlock_irq!(copied.map(|c| c.sources)),
                 fault_work <- new_delayed_work!("rust_vtd::fault_work"),
                 faults <- Faults::new(),
                 unconfirmed: AtomicU64::new(0),
@@ -826,7 +969,7 @@ impl UnitState {
             GFP_KERNEL,
         )?;
 
-        if gsts.tes() {
+        if gsts.tes() && !state.took_over() {
             // Outside kdump nothing can rely on the old tables: like the C
             // driver, turn translation off before anything else.
             pr_warn!(
