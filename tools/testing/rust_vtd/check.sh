@@ -186,12 +186,12 @@ RVTD_MEM=4G boot regs legacy regs 600 iommufd.allow_unsafe_interrupts=1 hugepage
 # A flush that was not confirmed: the DMA API must not reuse its IOVAs
 # (patch 0016), strict and lazy, shown with the Rust edu sample.
 boot iova-reuse legacy iova-reuse 300
-# kdump (make kdump): a crash with translation on and the capture kernel
-# that takes over.  Not in the default run yet: rust_vtd still turns
-# translation off in a capture kernel (issue 15).
-if [ "${KDUMP:-}" = 1 ]; then
-	EXPECT_CRASH=1 boot kdump legacy kdump 900 crashkernel=256M
-fi
+# kdump: a crash with translation on and DMA set up, and the capture
+# kernel that takes the unit over; KDUMP_CYCLES (10) crash-and-capture
+# cycles in a row, one VM boot (about 45 s) each.  make kdump runs one.
+for i in $(seq 1 "${KDUMP_CYCLES:-10}"); do
+	EXPECT_CRASH=1 boot "kdump-$i" legacy kdump 900 crashkernel=256M rvtd.cycle=$i
+done
 # RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that
 # has (ACPI table upgrade from an uncompressed cpio before the initramfs).
 mkdir -p "$LOGDIR/acpi-rmrr/kernel/firmware/acpi"

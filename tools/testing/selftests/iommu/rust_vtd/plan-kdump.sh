@@ -17,13 +17,15 @@
 # The capture kernel's results follow the first kernel's on the same
 # serial port; check.sh ignores the intentional panic in the console log.
 . /tests/lib.sh
-m=$RVTD_MODE
+# The tests carry the cycle's number (check.sh runs several in a row).
+cycle=$(sed -n 's/.*rvtd\.cycle=\([0-9]*\).*/\1/p' /proc/cmdline)
+m=${RVTD_MODE}_${cycle:-1}
 base=$(dmar_units | head -n1)
 MARKER=rvtd-kdump-marker-3f9a1c
 disk=/sys/bus/virtio/drivers/virtio_blk
 
 if [ ! -e /proc/vmcore ]; then
-	plan 16
+	plan 18
 	# --- the first kernel ---
 	dmesg -c > /dev/null
 	insmod $KO
@@ -49,7 +51,7 @@ if [ ! -e /proc/vmcore ]; then
 	# The capture kernel's root: this one's, without /boot (the kernel is
 	# loaded on its own).
 	(cd / && find . -xdev -path ./boot -prune -o -print | cpio -o -H newc 2>/dev/null | gzip -1 > /tmp/capture.gz)
-	args="console=ttyS0,115200 panic=-1 oops=panic rvtd.plan=kdump rvtd.mode=$m nr_cpus=1 irqpoll reset_devices rvtd.sum=$sum rvtd.rtaddr=$rt"
+	args="console=ttyS0,115200 panic=-1 oops=panic rvtd.plan=kdump rvtd.mode=$RVTD_MODE rvtd.cycle=${cycle:-1} nr_cpus=1 irqpoll reset_devices rvtd.sum=$sum rvtd.rtaddr=$rt"
 	kexec_crash_load /boot/bzImage /tmp/capture.gz "$args"
 	[ $? = 0 ] && [ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ]
 	result "capture_kernel_loaded_$m" $?
@@ -91,6 +93,20 @@ f0=$(fault_seq)
 dmesg -c > /dev/null
 insmod $KO
 result "insmod_succeeds_in_capture_kernel_$m" $?
+took=$(dmesg | grep "rust_vtd: dmar0: kdump: took over the crashed kernel's tables")
+dmesg | grep -E 'kdump|Firmware Bug' | sed 's/^/# /'
+# Every domain ID of the copied entries is reserved.
+old_dids=$(qs old_domain_ids)
+diag "old domain IDs reserved: ${old_dids:-none}"
+[ -n "$took" ] && [ "${old_dids:-0}" -ge 1 ]
+result "crashed_kernels_domain_ids_reserved_$m" $?
+# Until its driver binds and maps, the disk keeps the crashed kernel's
+# entry (deferred attach): its debugfs translation says so.
+vda_bdf=$(echo $virtio | tr ' ' '\n' | head -n1)
+tr=$(cat /sys/kernel/debug/iommu/intel/$vda_bdf/domain_translation_struct 2>&1 | head -n1)
+diag "$vda_bdf before its driver binds: $tr"
+echo "$tr" | grep -q 'copied from the crashed kernel'
+result "attach_deferred_until_driver_binds_$m" $?
 for d in $virtio; do echo $d > /sys/bus/pci/drivers/virtio-pci/bind; done
 dmesg | grep rust_vtd | head -n 8 | sed 's/^/# /'
 gsts=$(reg32 $base 0x1c)
@@ -109,8 +125,10 @@ while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
 got=$(dd if=/dev/vda bs=4096 count=256 2>/dev/null | md5sum | cut -d' ' -f1)
 vda=$(basename $(readlink -f /sys/block/vda/device/..) 2>/dev/null)
 diag "disk ${vda:-missing}: group type $(group_type $vda), md5 $got (written $sum)"
-[ -n "$vda" ] && [ "$got" = "$sum" ]
-result "disk_reads_crashed_kernels_data_$m" $?
+tr=$(cat /sys/kernel/debug/iommu/intel/$vda/domain_translation_struct 2>&1 | head -n1)
+diag "$vda after its driver bound: $tr"
+[ -n "$vda" ] && [ "$got" = "$sum" ] && ! echo "$tr" | grep -q 'copied from the crashed kernel'
+result "disk_reads_crashed_kernels_data_after_attach_$m" $?
 [ "$(fault_seq)" = "$f0" ] || diag "faults: $f0 -> $(fault_seq)"
 [ "$(fault_seq)" = "$f0" ] && ! dmesg | grep -q 'DMA [a-z]* fault'
 result "no_dma_faults_in_capture_kernel_$m" $?
