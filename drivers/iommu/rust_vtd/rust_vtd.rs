@@ -32,6 +32,7 @@ mod domain_id;
 mod fault;
 mod invalidation;
 mod iommu;
+mod kdump;
 mod pagetable;
 mod registry;
 mod regs;

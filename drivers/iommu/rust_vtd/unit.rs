@@ -10,9 +10,6 @@ use crate::{
         widest_aw,
         ContextEntry,
         ContextTables,
-        CopiedEntries,
-        OldEntryLimits,
-        OldMemory,
         TranslationType, //
     },
     domain_id::{
@@ -20,6 +17,7 @@ use crate::{
         PASS_THROUGH_DID, //
     },
     fault::Faults,
+    kdump::take_over,
     invalidation::{
         register_invalidate,
         ContextInvalidation,
@@ -101,7 +99,6 @@ use kernel::{
         SpinLockIrq, //
     },
     time::msecs_to_jiffies,
-    transmute::AsBytes,
     workqueue::{
         self,
         cancel_delayed_work_sync,
@@ -802,66 +799,6 @@ impl UnitState {
     pub(crate) fn context_tables(&self) -> usize {
         self.tables.lock().buses()
     }
-}
-
-/// The memory of the kernel that crashed, in a kdump kernel.
-struct CrashedKernel;
-
-impl OldMemory for CrashedKernel {
-    fn is_ram(&self, phys: u64) -> bool {
-        crash_dump::is_oldmem(phys, 4096)
-    }
-
-    fn read_page(&self, phys: u64, page: &mut [u64]) -> Result {
-        crash_dump::read_oldmem(phys, AsBytes::as_bytes_mut(page))
-    }
-}
-
-/// A copy of the context tables a crashed kernel left the unit
-/// translating through (RTADDR `rtaddr`), with what it holds; or why
-/// there is none. Entries that fail their checks are refused, each with
-/// a message.
-fn take_over(
-    index: u32,
-    walker: &Walker,
-    cap: CAP,
-    ecap: ECAP,
-    rtaddr: RTADDR,
-) -> core::result::Result<(ContextTables, CopiedEntries), &'static str> {
-    if rtaddr.ttm().get() != 0 {
-        // rust_vtd writes legacy-mode tables only.
-        return Err("they are not legacy-mode tables (RTADDR.TTM is not 0)");
-    }
-    let root = rtaddr.rta().get() << 12;
-    ContextTables::copy_old(
-        walker.clone(),
-        root,
-        &CrashedKernel,
-        &OldEntryLimits::of(cap, ecap),
-        |bus, devfn, why| match devfn {
-            Some(df) => pr_warn!(
-                "dmar{}: [Firmware Bug]: crashed kernel's context entry of {:02x}:{:02x}.{} refused: {}\n",
-                index,
-                bus,
-                df >> 3,
-                df & 7,
-                why
-            ),
-            None => pr_warn!(
-                "dmar{}: [Firmware Bug]: crashed kernel's root entry of bus {:02x} refused: {}\n",
-                index,
-                bus,
-                why
-            ),
-        },
-    )
-    .map_err(|e| {
-        if e == EINVAL {
-            "the root table address is not memory of the crashed kernel"
-        } else {
-            "the tables cannot be copied"
-        }
-    })
 }
 
 impl UnitState {
