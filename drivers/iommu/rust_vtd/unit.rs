@@ -17,7 +17,6 @@ use crate::{
         PASS_THROUGH_DID, //
     },
     fault::Faults,
-    kdump::take_over,
     invalidation::{
         register_invalidate,
         ContextInvalidation,
@@ -27,6 +26,7 @@ use crate::{
         QI_TIMEOUT,
         QUEUE_LEN, //
     },
+    kdump::take_over,
     pagetable::{
         TableFormat,
         UnitFeatures, //
