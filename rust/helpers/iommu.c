@@ -69,14 +69,3 @@ __rust_helper void rust_helper_iommu_pages_free_incoherent(void *virt,
 {
 	iommu_pages_free_incoherent(virt, dma_dev);
 }
-
-/*
- * An IOTLB flush the hardware did not confirm: the DMA API keeps the IOVAs
- * it was to retire.  Declared in a header private to drivers/iommu/.
- */
-#include "../../drivers/iommu/dma-iommu.h"
-
-__rust_helper void rust_helper_iommu_dma_flush_unconfirmed(struct iommu_domain *domain)
-{
-	iommu_dma_flush_unconfirmed(domain);
-}

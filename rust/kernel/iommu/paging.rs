@@ -649,11 +649,12 @@ impl<T: PagingOps> PagingDomain<T> {
         }
     }
 
-    /// Tells the DMA API that a flush of this domain was not confirmed, so that it does not
-    /// reuse the IOVAs the flush was to retire (for a domain that is not the DMA API's, nothing).
+    /// Tells the IOMMU core that a flush of this domain was not confirmed, so that its users
+    /// neither reuse the IOVAs the flush was to retire (the DMA API) nor unpin the pages they
+    /// mapped (iommufd).
     fn flush_unconfirmed(&self) {
         // SAFETY: The domain is valid for the duration of the core's callback that got here.
-        unsafe { bindings::iommu_dma_flush_unconfirmed(self.as_raw()) };
+        unsafe { bindings::iommu_flush_unconfirmed(self.as_raw()) };
     }
 
     /// Flushes what `g` gathered, then frees its tables, or keeps them if the flush failed.
