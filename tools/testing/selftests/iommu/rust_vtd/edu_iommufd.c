@@ -39,6 +39,13 @@
  *                            the 31 level-1 tables the unmap covered whole
  *                            must stay allocated (SecPageTables does not
  *                            drop)
+ *   retried_flush_unpins_pages  (BATCHES 1) iommufd unpins the 16384
+ *                            pages of the mapping after the unmap
+ *                            (nr_foll_pin_acquired - nr_foll_pin_released
+ *                            in /proc/vmstat is back where it was)
+ *   unconfirmed_flush_keeps_pages_pinned  (BATCHES 2) the unit may still
+ *                            translate the range, so iommufd must keep all
+ *                            16384 pages pinned, never to be reused
  *   translation_works_after_queue_error  the next map and flush are
  *                            confirmed: edu copies A to B through them
  */
@@ -140,11 +147,13 @@ static void open_device(const char *bdf)
 static int qi_error(const char *bdf, const char *dmar, int batches)
 {
 	unsigned char *a, *b, *t, want[64];
-	long before, mapped, after;
+	long before, mapped, after, pins0, pins;
 	unsigned int bus, dev, fn;
 	uint32_t ioas, hwpt;
 	const char *tables = batches == 1 ? "retried_flush_frees_tables" :
 					    "unconfirmed_flush_keeps_tables";
+	const char *pinned = batches == 1 ? "retried_flush_unpins_pages" :
+					    "unconfirmed_flush_keeps_pages_pinned";
 	char path[128], rid[24], why[128];
 	int fd, i, ok;
 
@@ -175,6 +184,7 @@ static int qi_error(const char *bdf, const char *dmar, int batches)
 	}
 	memset(t, 1, TSIZE);
 	before = pagetables_kb();
+	pins0 = pins_held();
 	if (ioas_map(ioas, t, TSIZE, IOVA_T)) {
 		check(0, tables, strerror(errno));
 		return 1;
@@ -191,14 +201,20 @@ static int qi_error(const char *bdf, const char *dmar, int batches)
 	if (ioas_unmap(ioas, IOVA_T, TSIZE))
 		perror("IOMMU_IOAS_UNMAP");
 	after = pagetables_kb();
+	pins = pins_held();
 	printf("# page tables: %ld KiB, %ld KiB with 64 MiB mapped, %ld KiB after the unmap\n",
 	       before, mapped, after);
+	printf("# pages pinned: %ld before the map, %ld after the unmap\n", pins0, pins);
 	snprintf(why, sizeof(why), "%ld KiB mapped, %ld KiB left after the unmap",
 		 mapped - before, after - before);
 	if (batches == 1)
 		check(mapped - before >= 34 * 4 && after - before <= 3 * 4, tables, why);
 	else
 		check(mapped - before >= 34 * 4 && after - before >= 34 * 4, tables, why);
+	snprintf(why, sizeof(why), "%ld of the mapping's %lu pages still pinned after the unmap",
+		 pins - pins0, TSIZE / 4096);
+	check(pins0 >= 0 && pins >= 0 &&
+	      pins - pins0 == (batches == 1 ? 0 : (long)(TSIZE / 4096)), pinned, why);
 
 	ok = !ioas_map(ioas, b, 4096, IOVA_B) && !edu_dma(IOVA_A, EDU_BUF, 64, 0) &&
 	     !edu_dma(EDU_BUF, IOVA_B, 64, 1) && !memcmp(b, want, 64) &&

@@ -164,4 +164,33 @@ static inline long pagetables_kb(void)
 	return kb;
 }
 
+/*
+ * Pages pinned with FOLL_PIN (as iommufd pins them) and not unpinned since
+ * boot: nr_foll_pin_acquired - nr_foll_pin_released in /proc/vmstat, after
+ * folding the per-CPU counts.  -1 if they cannot be read.
+ */
+static inline long pins_held(void)
+{
+	long acquired = -1, released = -1, v;
+	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+	char line[128];
+	FILE *f;
+
+	if (fd < 0 || write(fd, "1", 1) != 1)
+		sleep(3);
+	if (fd >= 0)
+		close(fd);
+	f = fopen("/proc/vmstat", "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "nr_foll_pin_acquired %ld", &v) == 1)
+			acquired = v;
+		else if (sscanf(line, "nr_foll_pin_released %ld", &v) == 1)
+			released = v;
+	}
+	fclose(f);
+	return acquired < 0 || released < 0 ? -1 : acquired - released;
+}
+
 #endif

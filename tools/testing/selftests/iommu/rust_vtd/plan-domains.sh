@@ -21,7 +21,7 @@ diag "DMA-API domains: $strictness ($dma_type)"
 # One more on the lockdep kernel: lockdep still on at the end.
 lazy=0
 [ $strictness = lazy ] && lazy=1
-plan $((41 + lockdep + lazy))
+plan $((43 + lockdep + lazy))
 
 # A device with a driver bound before rust_vtd loads: virtio-blk.
 modprobe virtio_blk 2>/dev/null || insmod /lib/modules/*/kernel/drivers/block/virtio_blk.ko
@@ -237,7 +237,9 @@ result "iommufd_domains_freed_$m" $?
 # try is confirmed, and the unmap frees its tables as usual.  Two: the
 # flush fails, and rust_vtd must keep the 31 tables the unmap would have
 # freed and the domain ID (the unit may still cache them), recover the
-# queue, and confirm the flushes after it.
+# queue, and confirm the flushes after it; iommufd must then keep the
+# mapping's pages pinned (patch 0019), where with a confirmed flush it
+# unpins them.
 # qi_error BATCHES: runs the scenario; sets de du dl dk ds (the counters'
 # growth) and msg (queue error reports in the log).
 qi_error() {
@@ -258,11 +260,16 @@ grep -q '^ok retried_flush_frees_tables$' /tmp/qierr.out &&
 	grep -q '^ok translation_works_after_queue_error$' /tmp/qierr.out &&
 	[ $de = 1 ] && [ "$msg" = 1 ] && [ $du = 0 ] && [ $dl = 0 ] && [ $dk = 0 ]
 result "rejected_flush_is_retried_and_confirmed_$m" $?
+grep -q '^ok retried_flush_unpins_pages$' /tmp/qierr.out
+result "confirmed_flush_unpins_iommufd_pages_$m" $?
 qi_error 2
 [ $de = 2 ] && [ $du = 1 ] && [ "$msg" = 2 ]
 result "queue_error_is_reported_and_fails_its_flush_$m" $?
 grep -q '^ok unconfirmed_flush_keeps_tables$' /tmp/qierr.out && [ $dl -ge 31 ] && [ $dk = 1 ]
 result "unconfirmed_flush_keeps_tables_and_domain_id_$m" $?
+grep -q '^ok unconfirmed_flush_keeps_pages_pinned$' /tmp/qierr.out &&
+	dmesg | grep -q 'iommufd: IOTLB flush of an unmap not confirmed: its pages stay pinned'
+result "unconfirmed_flush_keeps_iommufd_pages_pinned_$m" $?
 # (Map, DMA and unmap after the error: at least two more flushes, all
 # confirmed.)
 grep -q '^ok translation_works_after_queue_error$' /tmp/qierr.out && [ $du = 1 ] && [ $ds -ge 3 ]
