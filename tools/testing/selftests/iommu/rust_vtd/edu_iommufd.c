@@ -48,6 +48,14 @@
  *                            16384 pages pinned, never to be reused
  *   translation_works_after_queue_error  the next map and flush are
  *                            confirmed: edu copies A to B through them
+ *
+ * edu_iommufd BDF qi-error-type1 DMAR BATCHES: the same through VFIO's type1
+ * container (vfio_iommu_type1.c) instead of iommufd, with 64 MiB of
+ * ordinary anonymous memory:
+ *
+ *   type1_retried_flush_unpins_pages  (BATCHES 1) as above
+ *   type1_unconfirmed_flush_keeps_pages_pinned  (BATCHES 2) as above
+ *   type1_translation_works_after_queue_error  as above
  */
 #include <sys/mman.h>
 #include <time.h>
@@ -110,14 +118,20 @@ static void *buffer(size_t len, int fill)
 	return p;
 }
 
-/* Binds BDF, maps BAR0 and turns bus mastering on. */
-static void open_device(const char *bdf)
+/*
+ * Binds BDF (to a new iommufd, or with TYPE1 through its group to a type1
+ * container), maps BAR0 and turns bus mastering on.
+ */
+static void open_device(const char *bdf, int type1)
 {
 	struct vfio_region_info reg = { .argsz = sizeof(reg) };
 	uint16_t cmd;
 	void *m;
 
-	vfio_cdev_bind(bdf);
+	if (type1)
+		vfio_group_open(bdf);
+	else
+		vfio_cdev_bind(bdf);
 	reg.index = VFIO_PCI_BAR0_REGION_INDEX;
 	if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &reg)) {
 		perror("VFIO_DEVICE_GET_REGION_INFO");
@@ -143,25 +157,90 @@ static void open_device(const char *bdf)
 	}
 }
 
+/*
+ * Arms rust_vtd's test hook: an invalid descriptor in front of the next
+ * BATCHES queue batches for BDF's domain on unit DMAR.
+ */
+static int inject(const char *bdf, const char *dmar, int batches)
+{
+	unsigned int bus, dev, fn;
+	char path[128], rid[24];
+	int fd;
+
+	if (sscanf(bdf, "%*x:%x:%x.%x", &bus, &dev, &fn) != 3) {
+		fprintf(stderr, "bad BDF %s\n", bdf);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "/sys/kernel/debug/iommu/intel/%s/inject_queue_error", dmar);
+	snprintf(rid, sizeof(rid), "0x%04x %d\n", (bus << 8) | (dev << 3) | fn, batches);
+	fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, rid, strlen(rid)) != (ssize_t)strlen(rid)) {
+		perror(path);
+		return 1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The queue error scenario through VFIO's type1 container. */
+static int qi_error_type1(const char *bdf, const char *dmar, int batches)
+{
+	const char *pinned = batches == 1 ? "type1_retried_flush_unpins_pages" :
+					    "type1_unconfirmed_flush_keeps_pages_pinned";
+	unsigned char *a, *b, *t, want[64];
+	long pins0, pins;
+	char why[128];
+	int i, ok;
+
+	open_device(bdf, 1);
+	a = buffer(4096, 0);
+	b = buffer(4096, 0xee);
+	for (i = 0; i < 64; i++)
+		a[i] = want[i] = (unsigned char)(i * 7 + 1);
+	if (type1_map(a, 4096, IOVA_A)) {
+		perror("VFIO_IOMMU_MAP_DMA");
+		return 1;
+	}
+	t = buffer(TSIZE, 1);
+	pins0 = pins_held();
+	if (type1_map(t, TSIZE, IOVA_T)) {
+		check(0, pinned, strerror(errno));
+		return 1;
+	}
+	if (inject(bdf, dmar, batches))
+		return 1;
+	if (type1_unmap(IOVA_T, TSIZE))
+		perror("VFIO_IOMMU_UNMAP_DMA");
+	pins = pins_held();
+	printf("# pages pinned: %ld before the map, %ld after the unmap\n", pins0, pins);
+	snprintf(why, sizeof(why), "%ld of the mapping's %lu pages still pinned after the unmap",
+		 pins - pins0, TSIZE / 4096);
+	check(pins0 >= 0 && pins >= 0 &&
+	      pins - pins0 == (batches == 1 ? 0 : (long)(TSIZE / 4096)), pinned, why);
+
+	ok = !type1_map(b, 4096, IOVA_B) && !edu_dma(IOVA_A, EDU_BUF, 64, 0) &&
+	     !edu_dma(EDU_BUF, IOVA_B, 64, 1) && !memcmp(b, want, 64) &&
+	     !type1_unmap(IOVA_B, 4096);
+	snprintf(why, sizeof(why), "B holds %02x %02x, want %02x %02x", b[0], b[1], want[0],
+		 want[1]);
+	check(ok, "type1_translation_works_after_queue_error", why);
+	return failures ? 1 : 0;
+}
+
 /* The invalidation queue error scenario (see the top of the file). */
 static int qi_error(const char *bdf, const char *dmar, int batches)
 {
 	unsigned char *a, *b, *t, want[64];
 	long before, mapped, after, pins0, pins;
-	unsigned int bus, dev, fn;
 	uint32_t ioas, hwpt;
 	const char *tables = batches == 1 ? "retried_flush_frees_tables" :
 					    "unconfirmed_flush_keeps_tables";
 	const char *pinned = batches == 1 ? "retried_flush_unpins_pages" :
 					    "unconfirmed_flush_keeps_pages_pinned";
-	char path[128], rid[24], why[128];
-	int fd, i, ok;
+	char why[128];
+	int i, ok;
 
-	if (sscanf(bdf, "%*x:%x:%x.%x", &bus, &dev, &fn) != 3) {
-		fprintf(stderr, "bad BDF %s\n", bdf);
-		return 2;
-	}
-	open_device(bdf);
+	open_device(bdf, 0);
 	a = buffer(4096, 0);
 	b = buffer(4096, 0xee);
 	for (i = 0; i < 64; i++)
@@ -190,14 +269,8 @@ static int qi_error(const char *bdf, const char *dmar, int batches)
 		return 1;
 	}
 	mapped = pagetables_kb();
-	snprintf(path, sizeof(path), "/sys/kernel/debug/iommu/intel/%s/inject_queue_error", dmar);
-	snprintf(rid, sizeof(rid), "0x%04x %d\n", (bus << 8) | (dev << 3) | fn, batches);
-	fd = open(path, O_WRONLY);
-	if (fd < 0 || write(fd, rid, strlen(rid)) != (ssize_t)strlen(rid)) {
-		perror(path);
+	if (inject(bdf, dmar, batches))
 		return 1;
-	}
-	close(fd);
 	if (ioas_unmap(ioas, IOVA_T, TSIZE))
 		perror("IOMMU_IOAS_UNMAP");
 	after = pagetables_kb();
@@ -236,15 +309,18 @@ int main(int argc, char **argv)
 
 	if (argc == 5 && !strcmp(argv[2], "qi-error") && atoi(argv[4]) > 0)
 		return qi_error(argv[1], argv[3], atoi(argv[4]));
+	if (argc == 5 && !strcmp(argv[2], "qi-error-type1") && atoi(argv[4]) > 0)
+		return qi_error_type1(argv[1], argv[3], atoi(argv[4]));
 	if (argc != 3 && argc != 4) {
-		fprintf(stderr, "usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error DMAR BATCHES\n",
+		fprintf(stderr,
+			"usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error[-type1] DMAR BATCHES\n",
 			argv[0], argv[0]);
 		return 2;
 	}
 	attempts = atoi(argv[2]);
 	if (argc == 4)
 		pause.tv_nsec = atoi(argv[3]) * 1000000L;
-	open_device(argv[1]);
+	open_device(argv[1], 0);
 
 	a = buffer(4096, 0);
 	b = buffer(4096, 0xee);

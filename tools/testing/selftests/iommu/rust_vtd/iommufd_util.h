@@ -96,6 +96,67 @@ static inline int ioas_unmap(uint32_t ioas, uint64_t iova, uint64_t len)
 	return ioctl(iommufd, IOMMU_IOAS_UNMAP, &u);
 }
 
+/*
+ * VFIO's type1 container instead of iommufd: opens BDF's group, sets it on a
+ * new container with the type1v2 IOMMU, and gets the device's fd.
+ */
+static int container;
+
+static inline void vfio_group_open(const char *bdf)
+{
+	int group, api = VFIO_TYPE1v2_IOMMU;
+	char path[256], link[256], *name;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/iommu_group", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	link[n] = 0;
+	name = strrchr(link, '/');
+	snprintf(path, sizeof(path), "/dev/vfio/%s", name ? name + 1 : link);
+	container = open("/dev/vfio/vfio", O_RDWR);
+	group = open(path, O_RDWR);
+	if (container < 0 || group < 0) {
+		fprintf(stderr, "/dev/vfio/vfio or %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	if (ioctl(group, VFIO_GROUP_SET_CONTAINER, &container) ||
+	    ioctl(container, VFIO_SET_IOMMU, api)) {
+		perror("VFIO_GROUP_SET_CONTAINER/VFIO_SET_IOMMU");
+		exit(1);
+	}
+	devfd = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, bdf);
+	if (devfd < 0) {
+		perror("VFIO_GROUP_GET_DEVICE_FD");
+		exit(1);
+	}
+}
+
+static inline int type1_map(void *va, uint64_t len, uint64_t iova)
+{
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m),
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.vaddr = (uintptr_t)va,
+		.iova = iova,
+		.size = len,
+	};
+
+	return ioctl(container, VFIO_IOMMU_MAP_DMA, &m);
+}
+
+static inline int type1_unmap(uint64_t iova, uint64_t len)
+{
+	struct vfio_iommu_type1_dma_unmap u = {
+		.argsz = sizeof(u), .iova = iova, .size = len,
+	};
+
+	return ioctl(container, VFIO_IOMMU_UNMAP_DMA, &u);
+}
+
 /* Allocates a paging HWPT for the bound device over IOAS, into *id. */
 static inline int __hwpt_alloc(uint32_t ioas, uint32_t *id)
 {

@@ -21,7 +21,7 @@ diag "DMA-API domains: $strictness ($dma_type)"
 # One more on the lockdep kernel: lockdep still on at the end.
 lazy=0
 [ $strictness = lazy ] && lazy=1
-plan $((43 + lockdep + lazy))
+plan $((45 + lockdep + lazy))
 
 # A device with a driver bound before rust_vtd loads: virtio-blk.
 modprobe virtio_blk 2>/dev/null || insmod /lib/modules/*/kernel/drivers/block/virtio_blk.ko
@@ -274,6 +274,28 @@ result "unconfirmed_flush_keeps_iommufd_pages_pinned_$m" $?
 # confirmed.)
 grep -q '^ok translation_works_after_queue_error$' /tmp/qierr.out && [ $du = 1 ] && [ $ds -ge 3 ]
 result "queue_recovers_after_error_$m" $?
+# The same unmap through VFIO's type1 container, which unpins in
+# vfio_iommu_type1.c: it too must keep the pages of a flush that failed
+# pinned (patch 0020), and unpin them after a confirmed one.
+qi_error_type1() {
+	local u0
+	u0=$(qs unconfirmed)
+	echo "rvtd-test: type1 queue error x$1" > /dev/kmsg
+	edu_iommufd $EDU qi-error-type1 dmar0 $1 > /tmp/qierr1.out 2>&1
+	sed "s/^#* */# edu_iommufd qi-error-type1 $1: /" /tmp/qierr1.out |
+		grep -v "^# edu_iommufd qi-error-type1 $1: ok "
+	du=$(($(qs unconfirmed) - u0))
+	diag "type1, $1 rejection(s): unconfirmed +$du"
+}
+qi_error_type1 1
+grep -q '^ok type1_retried_flush_unpins_pages$' /tmp/qierr1.out &&
+	grep -q '^ok type1_translation_works_after_queue_error$' /tmp/qierr1.out && [ $du = 0 ]
+result "confirmed_flush_unpins_type1_pages_$m" $?
+qi_error_type1 2
+grep -q '^ok type1_unconfirmed_flush_keeps_pages_pinned$' /tmp/qierr1.out &&
+	grep -q '^ok type1_translation_works_after_queue_error$' /tmp/qierr1.out && [ $du = 1 ] &&
+	dmesg | grep -q 'vfio: IOTLB flush of an unmap not confirmed: its pages stay pinned'
+result "unconfirmed_flush_keeps_type1_pages_pinned_$m" $?
 
 echo $EDU > /sys/bus/pci/drivers/vfio-pci/unbind
 echo > /sys/bus/pci/devices/$EDU/driver_override
