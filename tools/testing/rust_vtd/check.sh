@@ -156,7 +156,7 @@ boot legacy legacy legacy 900
 # The domains plan reserves 1 MiB for DMA tests and a 1 GiB hugepage
 # (physically contiguous memory for the page-table freeing test).  The
 # caching-mode VM runs its DMA-API domains strict, the others lazy.
-dom=('memmap=1M$0x7000000' iommufd.allow_unsafe_interrupts=1 hugepagesz=1G hugepages=1)
+dom=('memmap=1M$0x7000000' iommufd.allow_unsafe_interrupts=1 vfio_iommu_type1.allow_unsafe_interrupts=1 hugepagesz=1G hugepages=1)
 RVTD_MEM=4G boot domains legacy domains 900 "${dom[@]}"
 RVTD_MEM=4G boot domains-cm cm domains 900 "${dom[@]}" iommu.strict=1
 RVTD_MEM=4G boot domains-sm sm domains 900 "${dom[@]}"
