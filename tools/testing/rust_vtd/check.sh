@@ -193,7 +193,7 @@ boot iova-reuse legacy iova-reuse 300
 cycles=3
 if [ "${FULL:-}" = 1 ]; then cycles=10; fi
 for i in $(seq 1 "${KDUMP_CYCLES:-$cycles}"); do
-	EXPECT_CRASH=1 boot "kdump-$i" legacy kdump 900 crashkernel=256M rvtd.cycle=$i
+	EXPECT_CRASH=1 boot "kdump-$i" legacy kdump 900 crashkernel=256M iommufd.allow_unsafe_interrupts=1 rvtd.cycle=$i
 done
 # RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that
 # has (ACPI table upgrade from an uncompressed cpio before the initramfs).

@@ -56,7 +56,34 @@
  *   type1_retried_flush_unpins_pages  (BATCHES 1) as above
  *   type1_unconfirmed_flush_keeps_pages_pinned  (BATCHES 2) as above
  *   type1_translation_works_after_queue_error  as above
+ *
+ * The kdump test (plan-kdump.sh), with the 64-byte patterns P and Q:
+ *
+ * edu_iommufd BDF kdump-hold: in the kernel that will crash, maps buffer A
+ * (P) at IOVA 0x100000 and buffer B (0xee) at IOVA 0x101000, copies A into
+ * edu's own buffer by DMA, prints "phys_b ADDR" (B's physical address) and
+ * stays alive, its mappings in place, until the crash:
+ *
+ *   kdump_dma_set_up         the DMA from A landed in the device
+ *
+ * edu_iommufd BDF kdump-old-dma ADDR: in the capture kernel, with edu
+ * driverless (its attach deferred), programs edu through sysfs resource0 to
+ * copy its buffer to IOVA 0x101000, as DMA the crashed kernel set up:
+ *
+ *   crashed_kernels_dma_lands_in_its_buffer  /proc/vmcore at ADDR held
+ *                            0xee before and holds P after: the copied
+ *                            tables still translate the old IOVA
+ *
+ * edu_iommufd BDF kdump-new ADDR: in the capture kernel, edu bound to
+ * vfio-pci, maps a new A (Q) and a new buffer C at the same IOVAs, and
+ * copies A to 0x101000 through edu:
+ *
+ *   new_domain_replaces_crashed_kernels_translation  C holds Q, and the
+ *                            old buffer in /proc/vmcore still holds P (a
+ *                            stale IOTLB entry of the old domain would
+ *                            have sent Q there)
  */
+#include <elf.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -227,6 +254,135 @@ static int qi_error_type1(const char *bdf, const char *dmar, int batches)
 	return failures ? 1 : 0;
 }
 
+/* The kdump test's patterns: P (0) and Q (1). */
+static unsigned char kdump_pattern(int i, int q)
+{
+	return (unsigned char)(q ? i * 11 + 7 : i * 3 + 0x41);
+}
+
+/* The physical address of VA (root reads PFNs in /proc/self/pagemap), or 0. */
+static uint64_t phys_of(void *va)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e = 0;
+
+	if (fd < 0 || pread(fd, &e, 8, (uintptr_t)va / 4096 * 8) != 8)
+		e = 0;
+	if (fd >= 0)
+		close(fd);
+	if (!(e >> 63) || !(e & ((1ULL << 55) - 1)))
+		return 0;
+	return (e & ((1ULL << 55) - 1)) * 4096 + (uintptr_t)va % 4096;
+}
+
+/* Reads LEN bytes of the crashed kernel's memory at PHYS from /proc/vmcore. */
+static int vmcore_read(uint64_t phys, void *buf, size_t len)
+{
+	int fd = open("/proc/vmcore", O_RDONLY), i, ret = -1;
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+
+	if (fd < 0)
+		return -1;
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh))
+		goto out;
+	for (i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph), eh.e_phoff + (uint64_t)i * eh.e_phentsize) !=
+		    sizeof(ph))
+			break;
+		if (ph.p_type != PT_LOAD || phys < ph.p_paddr ||
+		    phys + len > ph.p_paddr + ph.p_filesz)
+			continue;
+		if (pread(fd, buf, len, ph.p_offset + (phys - ph.p_paddr)) == (ssize_t)len)
+			ret = 0;
+		break;
+	}
+out:
+	close(fd);
+	return ret;
+}
+
+/* Sets up DMA in the kernel that will crash, then waits for the crash. */
+static int kdump_hold(const char *bdf)
+{
+	unsigned char *a = buffer(4096, 0), *b = buffer(4096, 0xee);
+	uint32_t ioas;
+	int i, ok;
+
+	for (i = 0; i < 64; i++)
+		a[i] = kdump_pattern(i, 0);
+	open_device(bdf, 0);
+	ioas = ioas_alloc();
+	ok = !ioas_map(ioas, a, 4096, IOVA_A) && !ioas_map(ioas, b, 4096, IOVA_B) &&
+	     !attach(hwpt_alloc(ioas)) && !edu_dma(IOVA_A, EDU_BUF, 64, 0);
+	check(ok && phys_of(b), "kdump_dma_set_up", "map, attach or DMA failed");
+	printf("phys_b %#llx\n", (unsigned long long)phys_of(b));
+	fflush(stdout);
+	if (!ok)
+		return 1;
+	for (;;)
+		pause();
+}
+
+/* DMA the crashed kernel set up, started in the capture kernel. */
+static int kdump_old_dma(const char *bdf, uint64_t phys_b)
+{
+	unsigned char before[64] = { 0 }, after[64] = { 0 }, want[64];
+	char path[128], why[160];
+	int fd, i, ok;
+	void *m;
+
+	for (i = 0; i < 64; i++)
+		want[i] = kdump_pattern(i, 0);
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", bdf);
+	fd = open(path, O_RDWR | O_SYNC);
+	m = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		perror(path);
+		return 1;
+	}
+	bar = m;
+	ok = !vmcore_read(phys_b, before, 64);
+	ok = ok && !edu_dma(EDU_BUF, IOVA_B, 64, 1);
+	ok = ok && !vmcore_read(phys_b, after, 64);
+	printf("# old buffer at %#llx in /proc/vmcore: %02x %02x before the DMA, %02x %02x after\n",
+	       (unsigned long long)phys_b, before[0], before[1], after[0], after[1]);
+	snprintf(why, sizeof(why), "old buffer holds %02x %02x, want %02x %02x (was %02x)",
+		 after[0], after[1], want[0], want[1], before[0]);
+	for (i = 0; i < 64; i++)
+		ok = ok && before[i] == 0xee;
+	check(ok && !memcmp(after, want, 64), "crashed_kernels_dma_lands_in_its_buffer", why);
+	return failures ? 1 : 0;
+}
+
+/* The capture kernel's own mapping of the same IOVAs, through a new domain. */
+static int kdump_new(const char *bdf, uint64_t phys_b)
+{
+	unsigned char *a = buffer(4096, 0), *c = buffer(4096, 0xcc), old[64] = { 0 };
+	unsigned char p[64], q[64];
+	char why[160];
+	uint32_t ioas;
+	int i, ok;
+
+	for (i = 0; i < 64; i++) {
+		a[i] = q[i] = kdump_pattern(i, 1);
+		p[i] = kdump_pattern(i, 0);
+	}
+	open_device(bdf, 0);
+	ioas = ioas_alloc();
+	ok = !ioas_map(ioas, a, 4096, IOVA_A) && !ioas_map(ioas, c, 4096, IOVA_B) &&
+	     !attach(hwpt_alloc(ioas)) && !edu_dma(IOVA_A, EDU_BUF, 64, 0) &&
+	     !edu_dma(EDU_BUF, IOVA_B, 64, 1);
+	ok = !vmcore_read(phys_b, old, 64) && ok;
+	printf("# new buffer: %02x %02x; old buffer at %#llx: %02x %02x\n", c[0], c[1],
+	       (unsigned long long)phys_b, old[0], old[1]);
+	snprintf(why, sizeof(why), "new buffer holds %02x %02x, old %02x %02x; want %02x %02x, %02x %02x",
+		 c[0], c[1], old[0], old[1], q[0], q[1], p[0], p[1]);
+	check(ok && !memcmp(c, q, 64) && !memcmp(old, p, 64),
+	      "new_domain_replaces_crashed_kernels_translation", why);
+	return failures ? 1 : 0;
+}
+
 /* The invalidation queue error scenario (see the top of the file). */
 static int qi_error(const char *bdf, const char *dmar, int batches)
 {
@@ -311,10 +467,17 @@ int main(int argc, char **argv)
 		return qi_error(argv[1], argv[3], atoi(argv[4]));
 	if (argc == 5 && !strcmp(argv[2], "qi-error-type1") && atoi(argv[4]) > 0)
 		return qi_error_type1(argv[1], argv[3], atoi(argv[4]));
+	if (argc == 3 && !strcmp(argv[2], "kdump-hold"))
+		return kdump_hold(argv[1]);
+	if (argc == 4 && !strcmp(argv[2], "kdump-old-dma"))
+		return kdump_old_dma(argv[1], strtoull(argv[3], NULL, 0));
+	if (argc == 4 && !strcmp(argv[2], "kdump-new"))
+		return kdump_new(argv[1], strtoull(argv[3], NULL, 0));
 	if (argc != 3 && argc != 4) {
 		fprintf(stderr,
-			"usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error[-type1] DMAR BATCHES\n",
-			argv[0], argv[0]);
+			"usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error[-type1] DMAR BATCHES |\n"
+			"       %s BDF kdump-hold | %s BDF kdump-old-dma|kdump-new PHYS\n",
+			argv[0], argv[0], argv[0], argv[0]);
 		return 2;
 	}
 	attempts = atoi(argv[2]);

@@ -3,16 +3,20 @@
 # kernel that boots from it.  One VM, two kernels, one plan:
 #
 #   - the first kernel (booted with crashkernel=) loads rust_vtd, puts the
-#     disk behind a translated domain and writes a pattern to it, prints a
-#     marker, loads itself as the capture kernel (kexec_crash_load, with
+#     disk behind a translated domain and writes a pattern to it, has a
+#     process map a buffer for edu through iommufd and stay alive, prints
+#     a marker, loads itself as the capture kernel (kexec_crash_load, with
 #     an initramfs repacked from its own root) and crashes (sysrq c);
 #   - the capture kernel (this plan again: /proc/vmcore exists) checks
 #     that translation is still on from the crashed kernel, loads
 #     rust_vtd before any DMA driver, as a crash kernel's initramfs must,
 #     and checks that translation stays on (rust_vtd takes over the old
 #     tables), that the disk's driver then binds and reads the pattern
-#     back, and that makedumpfile extracts the first kernel's log, marker
-#     included, from /proc/vmcore.
+#     back, that edu's DMA to the crashed process's IOVA still lands in
+#     that process's buffer (read in /proc/vmcore) until a driver binds
+#     edu, and lands in the new domain's buffer after, and that
+#     makedumpfile extracts the first kernel's log, marker included, from
+#     /proc/vmcore.
 #
 # The capture kernel's results follow the first kernel's on the same
 # serial port; check.sh ignores the intentional panic in the console log.
@@ -25,7 +29,7 @@ MARKER=rvtd-kdump-marker-3f9a1c
 disk=/sys/bus/virtio/drivers/virtio_blk
 
 if [ ! -e /proc/vmcore ]; then
-	plan 18
+	plan 21
 	# --- the first kernel ---
 	dmesg -c > /dev/null
 	insmod $KO
@@ -46,12 +50,25 @@ if [ ! -e /proc/vmcore ]; then
 	diag "disk $vda: group type $t, pattern md5 $sum"
 	case $t in DMA | DMA-FQ) ;; *) false ;; esac
 	result "disk_written_through_translated_domain_$m" $?
+	# DMA set up by a process that stays alive until the crash: edu on
+	# vfio-pci, a buffer mapped at an IOVA through iommufd, edu's own
+	# buffer loaded with a pattern by DMA (see edu_iommufd.c).
+	echo vfio-pci > /sys/bus/pci/devices/$EDU/driver_override
+	echo $EDU > /sys/bus/pci/drivers_probe
+	edu_iommufd $EDU kdump-hold > /tmp/hold.out 2>&1 &
+	i=0
+	while ! grep -q '^phys_b ' /tmp/hold.out && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); done
+	edu_b=$(sed -n 's/^phys_b //p' /tmp/hold.out)
+	grep -v '^ok \|^phys_b ' /tmp/hold.out | sed 's/^#* */# edu_iommufd: /'
+	diag "edu's target buffer at physical $edu_b"
+	grep -q '^ok kdump_dma_set_up$' /tmp/hold.out && [ -n "$edu_b" ] && [ $((edu_b)) != 0 ]
+	result "edu_dma_set_up_by_a_live_process_$m" $?
 	rt=$(reg64 $base 0x20)
 	diag "RTADDR before the crash: $(printf %#x $rt)"
 	# The capture kernel's root: this one's, without /boot (the kernel is
 	# loaded on its own).
 	(cd / && find . -xdev -path ./boot -prune -o -print | cpio -o -H newc 2>/dev/null | gzip -1 > /tmp/capture.gz)
-	args="console=ttyS0,115200 panic=-1 oops=panic rvtd.plan=kdump rvtd.mode=$RVTD_MODE rvtd.cycle=${cycle:-1} nr_cpus=1 irqpoll reset_devices rvtd.sum=$sum rvtd.rtaddr=$rt"
+	args="console=ttyS0,115200 panic=-1 oops=panic rvtd.plan=kdump rvtd.mode=$RVTD_MODE rvtd.cycle=${cycle:-1} nr_cpus=1 irqpoll reset_devices iommufd.allow_unsafe_interrupts=1 rvtd.sum=$sum rvtd.rtaddr=$rt rvtd.edu_b=${edu_b:-0}"
 	kexec_crash_load /boot/bzImage /tmp/capture.gz "$args"
 	[ $? = 0 ] && [ "$(cat /sys/kernel/kexec_crash_loaded)" = 1 ]
 	result "capture_kernel_loaded_$m" $?
@@ -70,6 +87,7 @@ for w in $(cat /proc/cmdline); do
 	case $w in
 	rvtd.sum=*) sum=${w#rvtd.sum=} ;;
 	rvtd.rtaddr=*) old_rt=${w#rvtd.rtaddr=} ;;
+	rvtd.edu_b=*) edu_b=${w#rvtd.edu_b=} ;;
 	esac
 done
 size=$(stat -c %s /proc/vmcore)
@@ -107,6 +125,17 @@ tr=$(cat /sys/kernel/debug/iommu/intel/$vda_bdf/domain_translation_struct 2>&1 |
 diag "$vda_bdf before its driver binds: $tr"
 echo "$tr" | grep -q 'copied from the crashed kernel'
 result "attach_deferred_until_driver_binds_$m" $?
+# edu has no driver here either: DMA that the crashed kernel's process set
+# up (edu's buffer to its IOVA, started now) must still land in that
+# process's buffer, in the crashed kernel's memory, without a fault.
+tr=$(cat /sys/kernel/debug/iommu/intel/$EDU/domain_translation_struct 2>&1 | head -n1)
+diag "$EDU before a driver binds: $tr"
+pci_enable_master $EDU
+edu_iommufd $EDU kdump-old-dma ${edu_b:-0} > /tmp/old.out 2>&1
+sed 's/^#* */# edu_iommufd: /' /tmp/old.out | grep -v '^# edu_iommufd: ok '
+echo "$tr" | grep -q 'copied from the crashed kernel' &&
+	grep -q '^ok crashed_kernels_dma_lands_in_its_buffer$' /tmp/old.out
+result "crashed_kernels_edu_dma_lands_in_its_buffer_$m" $?
 for d in $virtio; do echo $d > /sys/bus/pci/drivers/virtio-pci/bind; done
 dmesg | grep rust_vtd | head -n 8 | sed 's/^/# /'
 gsts=$(reg32 $base 0x1c)
@@ -129,6 +158,15 @@ tr=$(cat /sys/kernel/debug/iommu/intel/$vda/domain_translation_struct 2>&1 | hea
 diag "$vda after its driver bound: $tr"
 [ -n "$vda" ] && [ "$got" = "$sum" ] && ! echo "$tr" | grep -q 'copied from the crashed kernel'
 result "disk_reads_crashed_kernels_data_after_attach_$m" $?
+# edu's driver binds: the same IOVA now translates through the new domain,
+# and the crashed process's buffer is left alone (no stale IOTLB entry of
+# the old domain ID survives the attach).
+echo vfio-pci > /sys/bus/pci/devices/$EDU/driver_override
+echo $EDU > /sys/bus/pci/drivers_probe
+edu_iommufd $EDU kdump-new ${edu_b:-0} > /tmp/new.out 2>&1
+sed 's/^#* */# edu_iommufd: /' /tmp/new.out | grep -v '^# edu_iommufd: ok '
+grep -q '^ok new_domain_replaces_crashed_kernels_translation$' /tmp/new.out
+result "new_domain_replaces_crashed_kernels_translation_$m" $?
 [ "$(fault_seq)" = "$f0" ] || diag "faults: $f0 -> $(fault_seq)"
 [ "$(fault_seq)" = "$f0" ] && ! dmesg | grep -q 'DMA [a-z]* fault'
 result "no_dma_faults_in_capture_kernel_$m" $?
