@@ -105,7 +105,8 @@ console_scanned() {
 # [FLAVOUR=lockdep] boot NAME MODE PLAN TIMEOUT [kernel args] [-- qemu args]
 # ONLY=REGEX (for development) boots only the VMs whose name matches.
 # Besides the plan's own tests, every VM gets two: it reported exactly as
-# many results as its plan declared, and its console is clean.
+# many results as its plan declared, and its console is clean; with
+# QEMU_FAULTS=N a third: QEMU traced exactly N DMA faults.
 boot() {
 	local name=$1 mode=$2 plan=$3 tmo=$4
 	shift 4
@@ -149,6 +150,19 @@ boot() {
 	else
 		tap 0 "vm_${name}_console_clean"
 	fi
+	# QEMU_FAULTS=0: QEMU itself (its vtd_dmar_fault trace event, which
+	# the VM must enable) saw no DMA fault in the whole run.
+	if [ -n "${QEMU_FAULTS:-}" ]; then
+		local qf
+		qf=$(grep -c 'vtd_dmar_fault' "$LOGDIR/$name.qemu.log" || true)
+		echo "# VM '$name': QEMU traced $qf DMA fault(s)"
+		grep -m 5 'vtd_dmar_fault' "$LOGDIR/$name.qemu.log" | sed 's/^/#   /' || true
+		if [ "$qf" = "$QEMU_FAULTS" ]; then
+			tap 0 "vm_${name}_qemu_saw_no_dma_fault"
+		else
+			tap 1 "vm_${name}_qemu_saw_no_dma_fault"
+		fi
+	fi
 	echo "# VM '$name': $((SECONDS - start)) s"
 }
 
@@ -190,10 +204,12 @@ boot iova-reuse legacy iova-reuse 300
 # kernel that takes the unit over; KDUMP_CYCLES crash-and-capture cycles
 # in a row, one VM boot (about 35 s) each: 3, and 10 with FULL=1 (a
 # fresh machine's run must fit CI's 90 minutes).  make kdump runs one.
+# QEMU traces every DMA fault its VT-d reports: none in either kernel.
 cycles=3
 if [ "${FULL:-}" = 1 ]; then cycles=10; fi
 for i in $(seq 1 "${KDUMP_CYCLES:-$cycles}"); do
-	EXPECT_CRASH=1 boot "kdump-$i" legacy kdump 900 crashkernel=256M iommufd.allow_unsafe_interrupts=1 rvtd.cycle=$i
+	EXPECT_CRASH=1 QEMU_FAULTS=0 boot "kdump-$i" legacy kdump 900 crashkernel=256M \
+		iommufd.allow_unsafe_interrupts=1 rvtd.cycle=$i -- -trace vtd_dmar_fault
 done
 # RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that
 # has (ACPI table upgrade from an uncompressed cpio before the initramfs).

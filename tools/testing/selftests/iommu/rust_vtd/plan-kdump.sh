@@ -29,7 +29,7 @@ MARKER=rvtd-kdump-marker-3f9a1c
 disk=/sys/bus/virtio/drivers/virtio_blk
 
 if [ ! -e /proc/vmcore ]; then
-	plan 21
+	plan 22
 	# --- the first kernel ---
 	dmesg -c > /dev/null
 	insmod $KO
@@ -128,8 +128,17 @@ result "attach_deferred_until_driver_binds_$m" $?
 # edu has no driver here either: DMA that the crashed kernel's process set
 # up (edu's buffer to its IOVA, started now) must still land in that
 # process's buffer, in the crashed kernel's memory, without a fault.
+# A deferred device released before any attach (removed): the core skips
+# the release domain, and rust_vtd touches no hardware, so the copied entry
+# stays, and the device, found again, is deferred again.
+echo 1 > /sys/bus/pci/devices/$EDU/remove
+gone=no
+[ -e /sys/bus/pci/devices/$EDU ] || [ -e /sys/kernel/debug/iommu/intel/$EDU ] || gone=yes
+echo 1 > /sys/bus/pci/rescan
 tr=$(cat /sys/kernel/debug/iommu/intel/$EDU/domain_translation_struct 2>&1 | head -n1)
-diag "$EDU before a driver binds: $tr"
+diag "$EDU removed before any attach (state gone: $gone), found again: $tr"
+[ $gone = yes ] && echo "$tr" | grep -q 'copied from the crashed kernel'
+result "release_before_attach_keeps_crashed_kernels_entry_$m" $?
 pci_enable_master $EDU
 edu_iommufd $EDU kdump-old-dma ${edu_b:-0} > /tmp/old.out 2>&1
 sed 's/^#* */# edu_iommufd: /' /tmp/old.out | grep -v '^# edu_iommufd: ok '
