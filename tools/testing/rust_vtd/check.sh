@@ -211,6 +211,11 @@ for i in $(seq 1 "${KDUMP_CYCLES:-$cycles}"); do
 	EXPECT_CRASH=1 QEMU_FAULTS=0 boot "kdump-$i" legacy kdump 900 crashkernel=256M \
 		iommufd.allow_unsafe_interrupts=1 rvtd.cycle=$i -- -trace vtd_dmar_fault
 done
+# Once more with a root table address the capture kernel must refuse
+# (plan-kdump.sh, rvtd.kdump=badrt): it falls back to turning translation
+# off, and the crashed process's DMA is blocked, one fault, QEMU's too.
+EXPECT_CRASH=1 QEMU_FAULTS=1 boot kdump-badrt legacy kdump 900 crashkernel=256M \
+	iommufd.allow_unsafe_interrupts=1 rvtd.kdump=badrt -- -trace vtd_dmar_fault
 # RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that
 # has (ACPI table upgrade from an uncompressed cpio before the initramfs).
 mkdir -p "$LOGDIR/acpi-rmrr/kernel/firmware/acpi"

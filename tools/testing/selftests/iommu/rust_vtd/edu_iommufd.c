@@ -74,6 +74,11 @@
  *                            0xee before and holds P after: the copied
  *                            tables still translate the old IOVA
  *
+ * edu_iommufd BDF kdump-old-dma ADDR blocked: the same where the capture
+ * kernel could not take the old tables over (edu is on a new domain):
+ *
+ *   crashed_kernels_dma_blocked  the buffer at ADDR still holds 0xee
+ *
  * edu_iommufd BDF kdump-new ADDR: in the capture kernel, edu bound to
  * vfio-pci, maps a new A (Q) and a new buffer C at the same IOVAs, and
  * copies A to 0x101000 through edu:
@@ -325,7 +330,7 @@ static int kdump_hold(const char *bdf)
 }
 
 /* DMA the crashed kernel set up, started in the capture kernel. */
-static int kdump_old_dma(const char *bdf, uint64_t phys_b)
+static int kdump_old_dma(const char *bdf, uint64_t phys_b, int blocked)
 {
 	unsigned char before[64] = { 0 }, after[64] = { 0 }, want[64];
 	char path[128], why[160];
@@ -333,7 +338,7 @@ static int kdump_old_dma(const char *bdf, uint64_t phys_b)
 	void *m;
 
 	for (i = 0; i < 64; i++)
-		want[i] = kdump_pattern(i, 0);
+		want[i] = blocked ? 0xee : kdump_pattern(i, 0);
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource0", bdf);
 	fd = open(path, O_RDWR | O_SYNC);
 	m = fd < 0 ? MAP_FAILED : mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -351,7 +356,9 @@ static int kdump_old_dma(const char *bdf, uint64_t phys_b)
 		 after[0], after[1], want[0], want[1], before[0]);
 	for (i = 0; i < 64; i++)
 		ok = ok && before[i] == 0xee;
-	check(ok && !memcmp(after, want, 64), "crashed_kernels_dma_lands_in_its_buffer", why);
+	check(ok && !memcmp(after, want, 64),
+	      blocked ? "crashed_kernels_dma_blocked" : "crashed_kernels_dma_lands_in_its_buffer",
+	      why);
 	return failures ? 1 : 0;
 }
 
@@ -469,14 +476,15 @@ int main(int argc, char **argv)
 		return qi_error_type1(argv[1], argv[3], atoi(argv[4]));
 	if (argc == 3 && !strcmp(argv[2], "kdump-hold"))
 		return kdump_hold(argv[1]);
-	if (argc == 4 && !strcmp(argv[2], "kdump-old-dma"))
-		return kdump_old_dma(argv[1], strtoull(argv[3], NULL, 0));
+	if ((argc == 4 || (argc == 5 && !strcmp(argv[4], "blocked"))) &&
+	    !strcmp(argv[2], "kdump-old-dma"))
+		return kdump_old_dma(argv[1], strtoull(argv[3], NULL, 0), argc == 5);
 	if (argc == 4 && !strcmp(argv[2], "kdump-new"))
 		return kdump_new(argv[1], strtoull(argv[3], NULL, 0));
 	if (argc != 3 && argc != 4) {
 		fprintf(stderr,
 			"usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error[-type1] DMAR BATCHES |\n"
-			"       %s BDF kdump-hold | %s BDF kdump-old-dma|kdump-new PHYS\n",
+			"       %s BDF kdump-hold | %s BDF kdump-old-dma PHYS [blocked] | kdump-new PHYS\n",
 			argv[0], argv[0], argv[0], argv[0]);
 		return 2;
 	}
