@@ -79,14 +79,15 @@
  *
  *   crashed_kernels_dma_blocked  the buffer at ADDR still holds 0xee
  *
- * edu_iommufd BDF kdump-new ADDR: in the capture kernel, edu bound to
- * vfio-pci, maps a new A (Q) and a new buffer C at the same IOVAs, and
- * copies A to 0x101000 through edu:
+ * edu_iommufd BDF kdump-new ADDR [blocked]: in the capture kernel, edu
+ * bound to vfio-pci, maps a new A (Q) and a new buffer C at the same IOVAs,
+ * and copies A to 0x101000 through edu:
  *
  *   new_domain_replaces_crashed_kernels_translation  C holds Q, and the
  *                            old buffer in /proc/vmcore still holds P (a
  *                            stale IOTLB entry of the old domain would
- *                            have sent Q there)
+ *                            have sent Q there); with "blocked" (the old
+ *                            DMA was blocked), still 0xee
  */
 #include <elf.h>
 #include <sys/mman.h>
@@ -363,7 +364,7 @@ static int kdump_old_dma(const char *bdf, uint64_t phys_b, int blocked)
 }
 
 /* The capture kernel's own mapping of the same IOVAs, through a new domain. */
-static int kdump_new(const char *bdf, uint64_t phys_b)
+static int kdump_new(const char *bdf, uint64_t phys_b, int blocked)
 {
 	unsigned char *a = buffer(4096, 0), *c = buffer(4096, 0xcc), old[64] = { 0 };
 	unsigned char p[64], q[64];
@@ -373,7 +374,7 @@ static int kdump_new(const char *bdf, uint64_t phys_b)
 
 	for (i = 0; i < 64; i++) {
 		a[i] = q[i] = kdump_pattern(i, 1);
-		p[i] = kdump_pattern(i, 0);
+		p[i] = blocked ? 0xee : kdump_pattern(i, 0);
 	}
 	open_device(bdf, 0);
 	ioas = ioas_alloc();
@@ -479,12 +480,13 @@ int main(int argc, char **argv)
 	if ((argc == 4 || (argc == 5 && !strcmp(argv[4], "blocked"))) &&
 	    !strcmp(argv[2], "kdump-old-dma"))
 		return kdump_old_dma(argv[1], strtoull(argv[3], NULL, 0), argc == 5);
-	if (argc == 4 && !strcmp(argv[2], "kdump-new"))
-		return kdump_new(argv[1], strtoull(argv[3], NULL, 0));
+	if ((argc == 4 || (argc == 5 && !strcmp(argv[4], "blocked"))) &&
+	    !strcmp(argv[2], "kdump-new"))
+		return kdump_new(argv[1], strtoull(argv[3], NULL, 0), argc == 5);
 	if (argc != 3 && argc != 4) {
 		fprintf(stderr,
 			"usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error[-type1] DMAR BATCHES |\n"
-			"       %s BDF kdump-hold | %s BDF kdump-old-dma PHYS [blocked] | kdump-new PHYS\n",
+			"       %s BDF kdump-hold | %s BDF kdump-old-dma PHYS [blocked] | kdump-new PHYS [blocked]\n",
 			argv[0], argv[0], argv[0], argv[0]);
 		return 2;
 	}

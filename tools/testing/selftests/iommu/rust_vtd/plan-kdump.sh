@@ -164,10 +164,11 @@ tr=$(cat /sys/kernel/debug/iommu/intel/$EDU/domain_translation_struct 2>&1 | hea
 diag "$EDU removed before any attach (state gone: $gone), found again: $tr"
 if echo "$tr" | grep -q 'copied from the crashed kernel'; then c=yes; else c=no; fi
 [ $gone = yes ] && [ $c = $copied ]
+r=$?
 if [ $badrt = 0 ]; then
-	result "release_before_attach_keeps_crashed_kernels_entry_$m" $?
+	result "release_before_attach_keeps_crashed_kernels_entry_$m" $r
 else
-	result "removed_device_found_again_without_copied_entry_$m" $?
+	result "removed_device_found_again_without_copied_entry_$m" $r
 fi
 # edu has no driver here either: DMA that the crashed kernel's process set
 # up (edu's buffer to its IOVA, started now) must still land in that
@@ -223,7 +224,7 @@ result "disk_reads_crashed_kernels_data_after_attach_$m" $?
 # the old domain ID survives the attach).
 echo vfio-pci > /sys/bus/pci/devices/$EDU/driver_override
 echo $EDU > /sys/bus/pci/drivers_probe
-edu_iommufd $EDU kdump-new ${edu_b:-0} > /tmp/new.out 2>&1
+edu_iommufd $EDU kdump-new ${edu_b:-0} $([ $badrt = 1 ] && echo blocked) > /tmp/new.out 2>&1
 sed 's/^#* */# edu_iommufd: /' /tmp/new.out | grep -v '^# edu_iommufd: ok '
 grep -q '^ok new_domain_replaces_crashed_kernels_translation$' /tmp/new.out
 result "new_domain_replaces_crashed_kernels_translation_$m" $?
