@@ -219,6 +219,10 @@ done
 # time, and faults each).
 EXPECT_CRASH=1 QEMU_FAULTS=16 boot kdump-badrt legacy kdump 900 crashkernel=256M \
 	iommufd.allow_unsafe_interrupts=1 rvtd.kdump=badrt -- -trace vtd_dmar_fault
+# And with a capture kernel booted with iommu.passthrough=1 (rvtd.kdump=pt):
+# its deferred devices still get translated default domains.
+EXPECT_CRASH=1 QEMU_FAULTS=0 boot kdump-pt legacy kdump 900 crashkernel=256M \
+	iommufd.allow_unsafe_interrupts=1 rvtd.kdump=pt -- -trace vtd_dmar_fault
 # RMRRs: QEMU's DMAR has none, so the guest kernel replaces it with one that
 # has (ACPI table upgrade from an uncompressed cpio before the initramfs).
 mkdir -p "$LOGDIR/acpi-rmrr/kernel/firmware/acpi"
