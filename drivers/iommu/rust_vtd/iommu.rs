@@ -35,6 +35,7 @@ use kernel::{
         },
         ops::{
             Capability,
+            DefaultDomain,
             Ops,
             OpsTable,
             ResvKind,
@@ -168,6 +169,17 @@ impl Ops for RustVtdIommu {
         // late) may be doing DMA with addresses of this kernel: it gets
         // its domain now.
         !dev.has_driver() && data.rids.iter().any(|&rid| data.unit.is_copied(rid))
+    }
+
+    fn def_domain_type(dev: &Device, data: &DeviceData) -> Option<DefaultDomain> {
+        // kdump: a deferred device leaves the crashed kernel's translation
+        // at its driver's first DMA-API call (`iommu_deferred_attach()`).
+        // Behind an identity domain that call never comes (dma-direct
+        // makes none), and the device would DMA to physical addresses
+        // through the old tables for good: it gets a translated default
+        // domain, whatever `iommu.passthrough` says. The C driver leaves
+        // such a device on the old tables.
+        Self::is_attach_deferred(dev, data).then_some(DefaultDomain::Dma)
     }
 
     fn device_iommu(data: &DeviceData) -> &IommuDevice {
