@@ -10,7 +10,7 @@
 
 RVTD := tools/testing/rust_vtd/rvtd
 
-.PHONY: run check shell kernel baseline kdump vfio-compare bench image clean distclean help
+.PHONY: run check shell kernel baseline kdump kdump-compare vfio-compare bench image clean distclean help
 
 run:		## build everything, boot, load rust_vtd, show what it found
 	@$(RVTD) run
@@ -29,6 +29,9 @@ baseline:	## build the baseline kernel (the C VT-d driver) and its image
 
 kdump:		## a crash with translation on, and the capture kernel taking over
 	@ONLY='kdump-[0-9]+' KDUMP_CYCLES=1 $(RVTD) check
+
+kdump-compare:	## the kdump plan on rust_vtd and on the C driver, side by side
+	@$(RVTD) kdump-compare
 
 vfio-compare:	## upstream VFIO and iommufd selftests on rust_vtd and on the C driver
 	@$(RVTD) vfio-compare
