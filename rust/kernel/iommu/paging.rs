@@ -271,6 +271,12 @@ pub trait PagingOps: Sized + Send + Sync + 'static {
     /// Called with the number of tables kept because [`PagingOps::iotlb_sync`] failed.
     fn tables_kept(&self, _count: usize) {}
 
+    /// Whether the driver delivers I/O page faults (page requests) for these domains. Without
+    /// it, a domain whose owner asks for them (an iommufd fault-capable HWPT: `iopf_handler`
+    /// set) is refused at attach with `ENODEV` before [`PagingOps::attach_dev`] is called, as
+    /// the C drivers refuse it on a device without PRI, so the device keeps its old domain.
+    const IO_PAGE_FAULTS: bool = false;
+
     /// Makes a range just mapped visible to hardware that caches non-present entries.
     fn iotlb_sync_map(&self, iova: usize, size: usize) -> Result;
 
@@ -463,6 +469,13 @@ impl<T: PagingOps> PagingDomain<T> {
         &self.table
     }
 
+    /// Whether the domain's owner asked for I/O page faults (an iommufd fault-capable HWPT).
+    pub fn wants_page_faults(&self) -> bool {
+        // SAFETY: The domain is valid; its owner sets `iopf_handler`, if at all, before it
+        // attaches the domain to any device.
+        unsafe { (*self.as_raw()).iopf_handler.is_some() }
+    }
+
     /// The `IOMMU_DOMAIN_*` type the core gave the domain.
     pub fn domain_type(&self) -> u32 {
         // SAFETY: The domain is valid; the core sets the type before any callback.
@@ -507,6 +520,9 @@ impl<T: PagingOps> PagingDomain<T> {
         let old = unsafe { DomainRef::from_raw(old) };
         // SAFETY: The core only calls this table's entries for domains of this type.
         let this = unsafe { Self::from_raw(domain) };
+        if this.wants_page_faults() && !T::IO_PAGE_FAULTS {
+            return ENODEV.to_errno();
+        }
         match T::attach_dev(this, dev, data, old) {
             Ok(()) => 0,
             Err(e) => e.to_errno(),

@@ -57,6 +57,20 @@
  *   type1_unconfirmed_flush_keeps_pages_pinned  (BATCHES 2) as above
  *   type1_translation_works_after_queue_error  as above
  *
+ * edu_iommufd BDF fault-hwpt: a fault-capable HWPT (IOMMU_HWPT_FAULT_ID_VALID,
+ * with a fault queue), which an IOMMU driver without I/O page faults must
+ * refuse at attach:
+ *
+ *   fault_capable_hwpt_replace_refused  with edu on a paging HWPT, the
+ *                            replace by the fault-capable one (allocated
+ *                            fine) fails with ENODEV
+ *   old_domain_kept_after_refused_replace  edu's DMA still lands through
+ *                            the paging HWPT
+ *   fault_capable_hwpt_attach_refused  after a detach, attaching it fails
+ *                            with ENODEV too
+ *   paging_hwpt_attaches_after_refusal  the paging HWPT attaches again and
+ *                            DMA lands
+ *
  * The kdump test (plan-kdump.sh), with the 64-byte patterns P and Q:
  *
  * edu_iommufd BDF kdump-hold: in the kernel that will crash, maps buffer A
@@ -257,6 +271,67 @@ static int qi_error_type1(const char *bdf, const char *dmar, int batches)
 	snprintf(why, sizeof(why), "B holds %02x %02x, want %02x %02x", b[0], b[1], want[0],
 		 want[1]);
 	check(ok, "type1_translation_works_after_queue_error", why);
+	return failures ? 1 : 0;
+}
+
+/* A fault-capable HWPT, refused (see the top of the file). */
+static int fault_hwpt(const char *bdf)
+{
+	unsigned char *a = buffer(4096, 0), *b = buffer(4096, 0xee), want[64];
+	struct iommu_fault_alloc fa = { .size = sizeof(fa) };
+	struct iommu_hwpt_alloc h = {
+		.size = sizeof(h), .flags = IOMMU_HWPT_FAULT_ID_VALID,
+	};
+	uint32_t ioas, hwpt;
+	char why[160];
+	int i, r, e, ok;
+
+	for (i = 0; i < 64; i++)
+		a[i] = want[i] = (unsigned char)(i * 13 + 5);
+	open_device(bdf, 0);
+	ioas = ioas_alloc();
+	if (ioas_map(ioas, a, 4096, IOVA_A) || ioas_map(ioas, b, 4096, IOVA_B)) {
+		perror("IOMMU_IOAS_MAP");
+		return 1;
+	}
+	hwpt = hwpt_alloc(ioas);
+	if (attach(hwpt)) {
+		perror("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+		return 1;
+	}
+	ok = !ioctl(iommufd, IOMMU_FAULT_QUEUE_ALLOC, &fa);
+	h.dev_id = devid;
+	h.pt_id = ioas;
+	h.fault_id = fa.out_fault_id;
+	ok = ok && !ioctl(iommufd, IOMMU_HWPT_ALLOC, &h);
+	snprintf(why, sizeof(why), "fault queue or HWPT allocation failed: %s", strerror(errno));
+	if (ok) {
+		r = attach(h.out_hwpt_id);
+		e = errno;
+		snprintf(why, sizeof(why), "replace returned %d (%s), want ENODEV", r,
+			 r ? strerror(e) : "no error");
+		ok = r && e == ENODEV;
+	}
+	check(ok, "fault_capable_hwpt_replace_refused", why);
+
+	ok = !edu_dma(IOVA_A, EDU_BUF, 64, 0) && !edu_dma(EDU_BUF, IOVA_B, 64, 1) &&
+	     !memcmp(b, want, 64);
+	snprintf(why, sizeof(why), "B holds %02x %02x, want %02x %02x", b[0], b[1], want[0],
+		 want[1]);
+	check(ok, "old_domain_kept_after_refused_replace", why);
+
+	r = detach() ? -2 : attach(h.out_hwpt_id);
+	e = errno;
+	snprintf(why, sizeof(why), "attach returned %d (%s), want ENODEV", r,
+		 r ? strerror(e) : "no error");
+	check(h.out_hwpt_id && r == -1 && e == ENODEV, "fault_capable_hwpt_attach_refused", why);
+
+	memset(b, 0xee, 64);
+	ok = !attach(hwpt) && !edu_dma(IOVA_A, EDU_BUF, 64, 0) &&
+	     !edu_dma(EDU_BUF, IOVA_B, 64, 1) && !memcmp(b, want, 64);
+	snprintf(why, sizeof(why), "B holds %02x %02x, want %02x %02x", b[0], b[1], want[0],
+		 want[1]);
+	check(ok, "paging_hwpt_attaches_after_refusal", why);
 	return failures ? 1 : 0;
 }
 
@@ -475,6 +550,8 @@ int main(int argc, char **argv)
 		return qi_error(argv[1], argv[3], atoi(argv[4]));
 	if (argc == 5 && !strcmp(argv[2], "qi-error-type1") && atoi(argv[4]) > 0)
 		return qi_error_type1(argv[1], argv[3], atoi(argv[4]));
+	if (argc == 3 && !strcmp(argv[2], "fault-hwpt"))
+		return fault_hwpt(argv[1]);
 	if (argc == 3 && !strcmp(argv[2], "kdump-hold"))
 		return kdump_hold(argv[1]);
 	if ((argc == 4 || (argc == 5 && !strcmp(argv[4], "blocked"))) &&
@@ -486,8 +563,8 @@ int main(int argc, char **argv)
 	if (argc != 3 && argc != 4) {
 		fprintf(stderr,
 			"usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error[-type1] DMAR BATCHES |\n"
-			"       %s BDF kdump-hold | %s BDF kdump-old-dma PHYS [blocked] | kdump-new PHYS [blocked]\n",
-			argv[0], argv[0], argv[0], argv[0]);
+			"       %s BDF fault-hwpt | %s BDF kdump-hold | %s BDF kdump-old-dma PHYS [blocked] | kdump-new PHYS [blocked]\n",
+			argv[0], argv[0], argv[0], argv[0], argv[0]);
 		return 2;
 	}
 	attempts = atoi(argv[2]);

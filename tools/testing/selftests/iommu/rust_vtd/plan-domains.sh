@@ -21,7 +21,7 @@ diag "DMA-API domains: $strictness ($dma_type)"
 # One more on the lockdep kernel: lockdep still on at the end.
 lazy=0
 [ $strictness = lazy ] && lazy=1
-plan $((45 + lockdep + lazy))
+plan $((49 + lockdep + lazy))
 
 # A device with a driver bound before rust_vtd loads: virtio-blk.
 modprobe virtio_blk 2>/dev/null || insmod /lib/modules/*/kernel/drivers/block/virtio_blk.ko
@@ -228,6 +228,18 @@ result "iommufd_unmapped_dma_faults_$m" $?
 # Freeing the iommufd detaches and frees both domains and their IDs.
 [ "$(cat /sys/class/iommu/dmar0/intel-iommu/domains_used)" = "$dids0" ]
 result "iommufd_domains_freed_$m" $?
+
+# A fault-capable HWPT (IOMMU_HWPT_FAULT_ID_VALID, with a fault queue):
+# rust_vtd delivers no I/O page faults (QEMU has no device that issues
+# page requests), so the attach and the replace must fail with ENODEV, as
+# the C driver's do without PRI, and leave edu on its paging HWPT.
+edu_iommufd $EDU fault-hwpt > /tmp/fault.out 2>&1
+grep -v '^ok ' /tmp/fault.out | sed 's/^#* */# edu_iommufd fault-hwpt: /'
+for t in fault_capable_hwpt_replace_refused old_domain_kept_after_refused_replace \
+	fault_capable_hwpt_attach_refused paging_hwpt_attaches_after_refusal; do
+	grep -q "^ok $t\$" /tmp/fault.out
+	result "${t}_$m" $?
+done
 
 # The invalidation queue's error path, which QEMU never takes on its own:
 # rust_vtd's test hook (debugfs inject_queue_error) puts an invalid
