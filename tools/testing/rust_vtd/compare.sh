@@ -28,6 +28,12 @@ field() { res vfio-$1 | sed -n "s/^# $2: pass \([0-9?]*\) fail \([0-9?]*\) skip 
 		echo "| $t | $(field rust $t 1)/$(field rust $t 2)/$(field rust $t 3) | $(field rust $t 4) s" \
 			"| $(field baseline $t 1)/$(field baseline $t 2)/$(field baseline $t 3) | $(field baseline $t 4) s |"
 	done
+	# edu_iommufd fault-hwpt (plan-vfio.sh): ok or not ok, per check.
+	ours() { res vfio-$1 | sed -n -E "s/^(not ok|ok) [0-9]+ (- )?${2}_[a-z0-9-]+\$/\1/p" | tail -n1; }
+	for t in fault_capable_hwpt_replace_refused old_domain_kept_after_refused_replace \
+		fault_capable_hwpt_attach_refused paging_hwpt_attaches_after_refusal; do
+		echo "| edu: $t | $(ours rust $t) | | $(ours baseline $t) | |"
+	done
 	# iommufd: rust_vtd's run with the driver loaded against the C driver's.
 	ifield() { res iommufd-$1 | sed -n "s/^# $3, $2: pass \([0-9?]*\) fail \([0-9?]*\) skip \([0-9?]*\) (exit [0-9]*, \([0-9]*\) s)$/\\1\/\\2\/\\3 | \\4 s/p" | tail -n1; }
 	for t in iommufd iommufd_fail_nth; do

@@ -7,7 +7,7 @@
 m=$RVTD_MODE
 flavour=$(uname -r | grep -q rust-vtd && echo rust)
 # Two tests more with rust_vtd: insmod, and the faults it reports.
-if [ -n "$KO" ]; then plan 9; else plan 7; fi
+if [ -n "$KO" ]; then plan 13; else plan 11; fi
 
 if [ -n "$KO" ]; then
 	insmod $KO
@@ -94,5 +94,20 @@ if [ -n "$KO" ]; then
 	[ $attempts = 1000 ] && [ $short = 0 ] && [ $lost = 0 ]
 	result "igb_every_unmapped_dma_attempt_faults_$m" $?
 fi
+
+# A fault-capable HWPT (IOMMU_HWPT_FAULT_ID_VALID) through iommufd, with
+# edu on vfio-pci: neither driver can deliver its page faults (QEMU's edu
+# has no PRI), so both must refuse its attach and its replace with ENODEV,
+# and edu's DMA must keep landing through its paging HWPT (make
+# vfio-compare shows both drivers).
+echo vfio-pci > /sys/bus/pci/devices/$EDU/driver_override
+echo $EDU > /sys/bus/pci/drivers_probe
+edu_iommufd $EDU fault-hwpt > /tmp/fault.out 2>&1
+grep -v '^ok ' /tmp/fault.out | sed 's/^#* */# edu_iommufd fault-hwpt: /'
+for t in fault_capable_hwpt_replace_refused old_domain_kept_after_refused_replace \
+	fault_capable_hwpt_attach_refused paging_hwpt_attaches_after_refusal; do
+	grep -q "^ok $t\$" /tmp/fault.out
+	result "${t}_$m" $?
+done
 check_no_splats "vfio_$m"
 end_plan "vfio_$m"
