@@ -17,8 +17,7 @@ use crate::{
     io::PhysAddr,
     page::PAGE_SIZE,
     prelude::*,
-    sync::aref::ARef,
-    types::Opaque, //
+    sync::aref::ARef, //
 };
 use core::{
     ptr::NonNull,
@@ -213,109 +212,5 @@ pub(crate) unsafe fn init_list_head(head: *mut bindings::list_head) {
     unsafe {
         (*head).next = head;
         (*head).prev = head;
-    }
-}
-
-/// Table pages a page table has unlinked and that wait for an IOTLB flush to cover them before
-/// they may be freed, linked through their own page descriptors (`struct iommu_pages_list`):
-/// adding them never allocates. What is left is freed on drop.
-///
-/// # Invariants
-///
-/// `list` is an initialised list of `count` pages from the core's page allocator that this value
-/// owns.
-#[pin_data(PinnedDrop)]
-pub(crate) struct PendingTables {
-    #[pin]
-    list: Opaque<bindings::iommu_pages_list>,
-    count: usize,
-}
-
-// SAFETY: The pages are plain memory that any thread may free; the list is only reached through
-// `&mut self`.
-unsafe impl Send for PendingTables {}
-
-impl PendingTables {
-    /// An empty list.
-    pub(crate) fn new() -> impl PinInit<Self> {
-        // INVARIANT: The list head is initialised empty in place.
-        pin_init!(Self {
-            // SAFETY: `p` is valid for writes.
-            list <- Opaque::ffi_init(|p: *mut bindings::iommu_pages_list| unsafe {
-                init_list_head(&raw mut (*p).pages)
-            }),
-            count: 0,
-        })
-    }
-
-    /// Whether no page is waiting.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Moves every page to `to`.
-    pub(crate) fn move_to(self: Pin<&mut Self>, to: Pin<&mut Self>) {
-        // SAFETY: Neither list head is moved out of.
-        let (this, to) = unsafe { (self.get_unchecked_mut(), to.get_unchecked_mut()) };
-        // SAFETY: Both lists are initialised (type invariant); `this` is emptied right after.
-        unsafe {
-            bindings::iommu_pages_list_splice(this.list.get(), to.list.get());
-            init_list_head(&raw mut (*this.list.get()).pages);
-        }
-        to.count += this.count;
-        this.count = 0;
-    }
-
-    /// Moves every page of the core's page list `from` here, and empties it.
-    ///
-    /// # Safety
-    ///
-    /// `from` must be a valid, initialised list of pages from the core's page allocator that the
-    /// caller owns.
-    pub(crate) unsafe fn splice_from(self: Pin<&mut Self>, from: *mut bindings::iommu_pages_list) {
-        // SAFETY: `list` is not moved out of; only `count` changes.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: Per the safety requirements `from` is a valid list; it is counted, moved to
-        // our initialised list (type invariant), which owns its pages from now on, and emptied.
-        unsafe {
-            let head = &raw mut (*from).pages;
-            let mut p = (*head).next;
-            while p != head {
-                this.count += 1;
-                p = (*p).next;
-            }
-            bindings::iommu_pages_list_splice(from, this.list.get());
-            init_list_head(head);
-        }
-    }
-
-    /// Frees every page: a flush that covers them has been confirmed.
-    pub(crate) fn free(self: Pin<&mut Self>) {
-        // SAFETY: The list head is not moved out of.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: By the type invariant the list holds pages of the core's allocator that we own;
-        // it is emptied after.
-        unsafe {
-            bindings::iommu_put_pages_list(this.list.get());
-            init_list_head(&raw mut (*this.list.get()).pages);
-        }
-        this.count = 0;
-    }
-
-    /// Keeps every page for good (a flush that should have covered them was not confirmed: the
-    /// hardware may still walk them), and empties the list. Returns how many there were.
-    pub(crate) fn leak(self: Pin<&mut Self>) -> usize {
-        // SAFETY: The list head is not moved out of.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: The pages stay allocated, referenced by no list; the head is reinitialised.
-        unsafe { init_list_head(&raw mut (*this.list.get()).pages) };
-        core::mem::take(&mut this.count)
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for PendingTables {
-    fn drop(self: Pin<&mut Self>) {
-        self.free();
     }
 }

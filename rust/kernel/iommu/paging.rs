@@ -18,10 +18,7 @@ use super::{
         device_data,
         Ops, //
     },
-    pages::{
-        init_list_head,
-        PendingTables, //
-    },
+    pages::init_list_head,
     pt::{
         self,
         Format,
@@ -29,16 +26,10 @@ use super::{
     },
 };
 use crate::{
-    alloc::{
-        flags::GFP_KERNEL_ACCOUNT,
-        Flags, //
-    },
     bindings,
     device::Device,
     io::PhysAddr,
-    new_spinlock_irq,
-    prelude::*,
-    sync::SpinLockIrq, //
+    prelude::*, //
 };
 use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 
@@ -95,27 +86,6 @@ impl Prot {
     /// The protection from its `IOMMU_*` bits.
     pub const fn from_raw(raw: u32) -> Self {
         Self(raw)
-    }
-}
-
-/// The allocation flags the core passes with a map request, as [`Flags`].
-///
-/// The core passes `GFP_KERNEL` (sleeping allowed) or `GFP_ATOMIC`, the former with
-/// `__GFP_ACCOUNT` where the tables are charged to the caller's memory cgroup (iommufd maps with
-/// `GFP_KERNEL_ACCOUNT`). Anything that may not block is treated as `GFP_ATOMIC`; accounting is
-/// kept either way.
-fn gfp_from_raw(raw: bindings::gfp_t) -> Flags {
-    // `__GFP_ACCOUNT`, the one bit `GFP_KERNEL_ACCOUNT` adds.
-    let account = GFP_KERNEL_ACCOUNT & !GFP_KERNEL;
-    let base = if raw & (1 << bindings::___GFP_DIRECT_RECLAIM_BIT) != 0 {
-        GFP_KERNEL
-    } else {
-        GFP_ATOMIC
-    };
-    if raw & account.as_raw() != 0 {
-        base | account
-    } else {
-        base
     }
 }
 
@@ -183,13 +153,6 @@ impl IotlbGather<'_> {
         n
     }
 
-    /// Moves the tables waiting in the gather to `to`.
-    fn move_tables(&mut self, to: Pin<&mut PendingTables>) {
-        // SAFETY: By the type invariant the gather, and so its list, is valid and ours; its pages
-        // came from the core's page allocator.
-        unsafe { to.splice_from(&raw mut (*self.0.as_ptr()).freelist) };
-    }
-
     fn count_tables(&self) -> usize {
         // SAFETY: By the type invariant the gather, and so its list, is valid.
         unsafe {
@@ -254,10 +217,10 @@ pub trait PagingOps: Sized + Send + Sync + 'static {
     ) -> Result;
 
     /// Invalidates every translation of the domain cached by the hardware, paging-structure
-    /// caches included (lazy mode's flush queue). The tables lazy unmaps emptied since the last
-    /// such flush are freed when this returns `Ok`, and kept for good (counted through
-    /// [`PagingOps::tables_kept`]) on error, since the hardware may still walk them; the DMA
-    /// API's flush queue then keeps its IOVAs until a later flush returns `Ok`.
+    /// caches included (lazy mode's flush queue). The tables lazy unmaps emptied wait in the DMA
+    /// API's flush queue with their IOVAs; it frees them after a flush that returns `Ok`, and
+    /// keeps them, and the IOVAs, until a later flush returns `Ok` when this fails (the failure
+    /// is reported to the core through `iommu_flush_unconfirmed()`).
     fn flush_iotlb_all(&self) -> Result;
 
     /// Invalidates the translations of the range `gather` holds, and the paging-structure
@@ -282,7 +245,10 @@ pub trait PagingOps: Sized + Send + Sync + 'static {
 
     /// Runs `free`, which frees tables unlinked from the domain's table and flushed from the
     /// hardware's caches. A driver that walks tables by physical address outside the core's
-    /// calls (a debugfs dump) excludes its walks from this.
+    /// calls (a debugfs dump) excludes its walks from this. After a confirmed
+    /// [`PagingOps::flush_iotlb_all`], `free` frees nothing: the flush queue frees the tables once
+    /// the callback has returned, so this is the barrier that waits out a walk begun before
+    /// they were unlinked.
     fn free_tables(&self, free: impl FnOnce()) {
         free()
     }
@@ -313,12 +279,11 @@ impl<T: PagingOps> DomainOps<T> {
 /// A paging domain: a generic_pt page table, with the core's `struct iommu_domain` at its start,
 /// and the driver's `T`.
 ///
-/// The core maps and unmaps through the table. Tables an unmap empties are freed after the
-/// flush that covers them, and kept for good if the driver reports that flush failed; in lazy
-/// mode they wait in the domain for the next [`PagingOps::flush_iotlb_all`] (the core's flush
-/// queue would free them after that flush whatever its result). For that, the core reaches the
-/// table through this domain's `map_pages`/`unmap_pages` rather than through generic_pt's
-/// `map_range`/`unmap_range` directly.
+/// The core maps and unmaps through the table, calling generic_pt's `map_range` and
+/// `unmap_range` directly (`is_iommupt`). Tables a strict unmap empties are freed after the
+/// [`PagingOps::iotlb_sync`] that covers them, and kept for good if the driver reports that flush
+/// failed. In lazy mode they wait in the DMA API's flush queue, which frees them only after a
+/// [`PagingOps::flush_iotlb_all`] that the driver confirmed.
 ///
 /// # Examples
 ///
@@ -355,20 +320,13 @@ impl<T: PagingOps> DomainOps<T> {
 /// # Invariants
 ///
 /// `table`'s domain has `ops` pointing to this type's operations table, so the core calls back
-/// into `T`, and `is_iommupt` clear; the domain lives in a [`KBox`] from
-/// [`PagingDomain::alloc`] until the core frees it. `pending` and `flushing` hold tables
-/// unlinked from `table`.
+/// into `T`; the domain lives in a [`KBox`] from [`PagingDomain::alloc`] until the core frees
+/// it.
 #[repr(C)]
 #[pin_data]
 pub struct PagingDomain<T: PagingOps> {
     #[pin]
     table: Table<T::Format>,
-    /// Tables lazy unmaps emptied: freed by the next confirmed `flush_iotlb_all`.
-    #[pin]
-    pending: SpinLockIrq<PendingTables>,
-    /// Serialises `flush_iotlb_all`, and holds what one took from `pending` while it flushes.
-    #[pin]
-    flushing: SpinLockIrq<PendingTables>,
     #[pin]
     inner: T,
 }
@@ -409,8 +367,6 @@ impl Drop for NewDomain {
 impl<T: PagingOps> PagingDomain<T> {
     const OPS: bindings::iommu_domain_ops = bindings::iommu_domain_ops {
         attach_dev: Some(Self::attach_dev_cb),
-        map_pages: Some(Self::map_pages_cb),
-        unmap_pages: Some(Self::unmap_pages_cb),
         flush_iotlb_all: Some(Self::flush_iotlb_all_cb),
         iotlb_sync_map: Some(Self::iotlb_sync_map_cb),
         iotlb_sync: Some(Self::iotlb_sync_cb),
@@ -431,8 +387,6 @@ impl<T: PagingOps> PagingDomain<T> {
         let b = KBox::try_pin_init(
             try_pin_init!(Self {
                 table <- Table::new(cfg, GFP_KERNEL),
-                pending <- new_spinlock_irq!(PendingTables::new()),
-                flushing <- new_spinlock_irq!(PendingTables::new()),
                 inner <- inner,
             }? Error),
             GFP_KERNEL,
@@ -442,8 +396,6 @@ impl<T: PagingOps> PagingDomain<T> {
         let sizes = unsafe {
             (*d).ops = T::OPS.as_raw();
             (*d).pgsize_bitmap &= pgsize_mask;
-            // Map and unmap through this type's callbacks (see the type's documentation).
-            (*d).is_iommupt = false;
             (*d).pgsize_bitmap
         };
         if sizes == 0 {
@@ -452,8 +404,7 @@ impl<T: PagingOps> PagingDomain<T> {
         // SAFETY: The domain is never moved: the box is leaked to the core and only taken
         // back, in place, to be dropped by `free_cb`.
         let p = KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) });
-        // INVARIANT: `ops` is this type's table, `is_iommupt` is clear, and the domain is a
-        // leaked `KBox`.
+        // INVARIANT: `ops` is this type's table and the domain is a leaked `KBox`.
         // SAFETY: `p` is valid and non-null; its domain is at its start (`repr(C)`, `table`
         // first, the domain first in `Table`).
         Ok(NewDomain(unsafe { NonNull::new_unchecked(p.cast()) }))
@@ -531,84 +482,6 @@ impl<T: PagingOps> PagingDomain<T> {
 
     /// # Safety
     ///
-    /// Called by the core as `map_pages`, with `mapped` valid for writes.
-    #[allow(clippy::too_many_arguments)]
-    unsafe extern "C" fn map_pages_cb(
-        domain: *mut bindings::iommu_domain,
-        iova: usize,
-        paddr: PhysAddr,
-        pgsize: usize,
-        pgcount: usize,
-        prot: c_int,
-        gfp: bindings::gfp_t,
-        mapped: *mut usize,
-    ) -> c_int {
-        // SAFETY: The core only calls this table's entries for domains of this type.
-        let this = unsafe { Self::from_raw(domain) };
-        let Some(len) = pgsize.checked_mul(pgcount) else {
-            return EINVAL.to_errno();
-        };
-        // SAFETY: The core's callers keep concurrent operations off overlapping ranges.
-        let (n, r) = unsafe {
-            this.table.map_raw(
-                iova,
-                paddr,
-                len,
-                Prot::from_raw(prot as u32),
-                gfp_from_raw(gfp),
-            )
-        };
-        // SAFETY: `mapped` is valid for writes, per the core's contract; the core adds it up.
-        unsafe { *mapped += n };
-        match r {
-            Ok(()) => 0,
-            Err(e) => e.to_errno(),
-        }
-    }
-
-    /// Unmaps `len` bytes at `iova` into `g`; the tables a queued (lazy) unmap empties wait in
-    /// `pending` for the next `flush_iotlb_all`.
-    fn unmap_into(&self, iova: usize, len: usize, g: &mut IotlbGather<'_>) -> usize {
-        // SAFETY: The core's callers keep concurrent operations off overlapping ranges.
-        let n = unsafe { self.table.unmap_raw(iova, len, g) };
-        if g.queued() && g.frees_tables() {
-            g.move_tables(self.pending.lock().as_mut());
-        }
-        n
-    }
-
-    /// # Safety
-    ///
-    /// Called by the core as `unmap_pages`, with `gather` NULL or valid and initialised.
-    unsafe extern "C" fn unmap_pages_cb(
-        domain: *mut bindings::iommu_domain,
-        iova: usize,
-        pgsize: usize,
-        pgcount: usize,
-        gather: *mut bindings::iommu_iotlb_gather,
-    ) -> usize {
-        // SAFETY: The core only calls this table's entries for domains of this type.
-        let this = unsafe { Self::from_raw(domain) };
-        let Some(len) = pgsize.checked_mul(pgcount) else {
-            return 0;
-        };
-        match NonNull::new(gather) {
-            Some(g) => {
-                // INVARIANT: The core's gather is valid and ours during the call.
-                let mut g = IotlbGather(g, PhantomData);
-                this.unmap_into(iova, len, &mut g)
-            }
-            // No gather: flush before returning, as the caller expects.
-            None => IotlbGather::with_new(|g| {
-                let n = this.unmap_into(iova, len, g);
-                this.sync_and_release(g);
-                n
-            }),
-        }
-    }
-
-    /// # Safety
-    ///
     /// Called by the core as `iova_to_phys`.
     unsafe extern "C" fn iova_to_phys_cb(
         domain: *mut bindings::iommu_domain,
@@ -625,27 +498,12 @@ impl<T: PagingOps> PagingDomain<T> {
     unsafe extern "C" fn flush_iotlb_all_cb(domain: *mut bindings::iommu_domain) {
         // SAFETY: The core only calls this table's entries for domains of this type.
         let this = unsafe { Self::from_raw(domain) };
-        // The tables unlinked before this flush starts are covered by it.
-        let mut flushing = this.flushing.lock();
-        this.pending.lock().as_mut().move_to(flushing.as_mut());
         match this.inner.flush_iotlb_all() {
-            Ok(()) => {
-                if !flushing.is_empty() {
-                    this.inner.free_tables(|| flushing.as_mut().free());
-                }
-            }
-            Err(e) => {
-                this.flush_unconfirmed();
-                let n = flushing.as_mut().leak();
-                if n > 0 {
-                    pr_warn!(
-                        "IOTLB flush not confirmed ({:?}): {} page-table page(s) kept, never freed\n",
-                        e,
-                        n
-                    );
-                    this.inner.tables_kept(n);
-                }
-            }
+            // The flush queue frees the tables lazy unmaps emptied before this flush began once
+            // this returns: wait out any walk that may still reach them.
+            Ok(()) => this.inner.free_tables(|| ()),
+            // The flush queue keeps its tables and IOVAs for a later, confirmed flush.
+            Err(_) => this.flush_unconfirmed(),
         }
     }
 
