@@ -702,7 +702,6 @@ impl InvQueue {
             ring.finish(index, n, Slot::Abandoned);
             return Err(e);
         }
-        drop(ring);
         self.stats.submissions.fetch_add(1, Ordering::Relaxed);
         self.stats
             .descriptors
@@ -712,8 +711,17 @@ impl InvQueue {
         // wait still writing its status: such a batch checks for errors
         // once more after its wait.
         let devtlb = descs.iter().any(|d| d[0] & 0xf == 3);
-        let outcome = self.wait_for(hw, wait, seq, &mut deadline);
-        let mut ring = self.ring.lock();
+        // A unit may have carried the batch out by the time the tail write
+        // returns (an emulated one does it in the write): then it is
+        // finished under the lock still held. Otherwise the lock is
+        // dropped while it is waited for.
+        let (outcome, mut ring) = if self.status.read(wait) as u32 == seq {
+            (Ok(Outcome::Done), ring)
+        } else {
+            drop(ring);
+            let outcome = self.wait_for(hw, wait, seq, &mut deadline);
+            (outcome, self.ring.lock())
+        };
         let outcome = match outcome {
             Ok(Outcome::Done) if devtlb => {
                 self.handle_errors(hw, &mut ring).map(|()| Outcome::Done)

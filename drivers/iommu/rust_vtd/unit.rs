@@ -53,6 +53,7 @@ use crate::{
 };
 use core::fmt::Write;
 use core::sync::atomic::{
+    AtomicBool,
     AtomicU64,
     Ordering, //
 };
@@ -96,6 +97,7 @@ use kernel::{
         aref::ARef,
         Arc,
         Mutex,
+        SetOnce,
         SpinLockIrq, //
     },
     time::msecs_to_jiffies,
@@ -149,10 +151,14 @@ pub(crate) struct UnitState {
     scope: UnitScope,
     #[pin]
     tables: Mutex<ContextTables>,
-    /// The invalidation queue, while queued invalidation is enabled. The
-    /// lock only guards the pointer: the queue has a lock of its own.
-    #[pin]
-    qi: SpinLockIrq<Option<Arc<InvQueue>>>,
+    /// The invalidation queue, set once when queued invalidation is
+    /// enabled and kept (with its counters) until the unit is dropped.
+    /// Invalidations reach it without a lock or a reference count: they
+    /// run on every DMA unmap.
+    qi: SetOnce<Arc<InvQueue>>,
+    /// Whether invalidations go through `qi`: set once it is enabled,
+    /// cleared before it is turned off.
+    qi_on: AtomicBool,
     /// Serialises read-modify-writes of GCMD and register-based
     /// invalidation, as the C driver's `register_lock`. Taken in atomic
     /// context (IOTLB flushes on DMA unmap).
@@ -276,9 +282,8 @@ impl UnitState {
     /// errors, the invalidations not confirmed, and what was kept out of
     /// use because of them.
     pub(crate) fn show_qi_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let q = self.qi.lock().clone();
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (sub, desc, inv, abrt, comp, tmo) = match q.as_ref() {
+        let (sub, desc, inv, abrt, comp, tmo) = match self.qi.as_ref() {
             Some(q) => (
                 load(&q.stats.submissions),
                 load(&q.stats.descriptors),
@@ -315,7 +320,7 @@ impl UnitState {
             .get((rid >> 8) as u8, rid as u8)
             .ok_or(ENODEV)?;
         let did = ContextEntry::did_of(hi);
-        let q = self.qi.lock().clone().ok_or(ENODEV)?;
+        let q = self.queue().ok_or(ENODEV)?;
         q.inject_error(did, batches);
         pr_info!(
             "dmar{}: test hook: the next {} batch(es) for domain {} get an invalid descriptor\n",
@@ -428,8 +433,21 @@ impl UnitState {
             |c| c.with_qie(true),
             |s| s.qies(),
         )?;
-        *self.qi.lock() = Some(queue);
+        if !self.qi.populate(queue) {
+            // (Units enable their queue once, when they come up.)
+            return Err(EBUSY);
+        }
+        self.qi_on.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// The invalidation queue, if invalidations go through it.
+    fn queue(&self) -> Option<&InvQueue> {
+        if self.qi_on.load(Ordering::Acquire) {
+            self.qi.as_ref().map(|q| &**q)
+        } else {
+            None
+        }
     }
 
     /// Waits until the unit has consumed its queue, then turns it off.
@@ -451,10 +469,9 @@ impl UnitState {
 
     /// Turns queued invalidation off, if it is on.
     fn disable_qi(&self) -> Result {
-        let mut qi = self.qi.lock();
-        if qi.is_some() {
+        if self.qi_on.load(Ordering::Acquire) {
             self.disable_qi_hw()?;
-            *qi = None;
+            self.qi_on.store(false, Ordering::Release);
         }
         Ok(())
     }
@@ -475,8 +492,7 @@ impl UnitState {
         let did = iotlb
             .and_then(IotlbInvalidation::domain)
             .or(ctx.and_then(ContextInvalidation::domain));
-        let queue = self.qi.lock().clone();
-        let res = match queue {
+        let res = match self.queue() {
             Some(queue) => {
                 let mut descs = [[0u64; 2]; 2];
                 let mut n = 0;
@@ -892,7 +908,8 @@ impl UnitState {
                 walker,
                 scope,
                 tables <- new_mutex!(tables),
-                qi <- new_spinlock_irq!(None),
+                qi: SetOnce::new(),
+                qi_on: AtomicBool::new(false),
                 register_lock <- new_spinlock_irq!(()),
                 dids <- new_spinlock_irq!(dids),
                 devices <- new_mutex!(KVec::new()),
