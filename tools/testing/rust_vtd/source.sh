@@ -34,6 +34,16 @@ extract() {
 want=$( (cd "$TOP/patches" 2>/dev/null && cat $(ls *.patch 2>/dev/null) </dev/null) | sha256sum | cut -c1-16)
 have=$(cat "$STATE/patches" 2>/dev/null || true)
 if [ "$want" != "$have" ]; then
+	# The files the old or the new series touch: their content and mtime
+	# now, so that those the new series leaves as they were get their
+	# mtime back and the next build does not recompile what uses them.
+	: > "$STATE/stamps"
+	cat "$STATE/applied/"*.patch "$TOP/patches/"*.patch 2>/dev/null |
+		sed -n 's|^+++ b/\([^	 ]*\).*|\1|p' | sort -u |
+		while read -r f; do
+			[ -f "$SRC/$f" ] || continue
+			echo "$(sha256sum < "$SRC/$f" | cut -c1-64) $(stat -c %Y "$SRC/$f") $f"
+		done > "$STATE/stamps"
 	if ls "$STATE/applied/"*.patch >/dev/null 2>&1; then
 		log "reversing the previously applied patch series"
 		for p in $(ls "$STATE/applied/"*.patch | sort -r); do
@@ -51,6 +61,13 @@ if [ "$want" != "$have" ]; then
 			die "patch $(basename "$p") does not apply to linux $(cat "$STATE/kernelversion")"
 		cp "$p" "$STATE/applied/"
 	done
+	kept=0
+	while read -r sum mtime f; do
+		[ -f "$SRC/$f" ] && [ "$(sha256sum < "$SRC/$f" | cut -c1-64)" = "$sum" ] || continue
+		touch -d "@$mtime" "$SRC/$f"
+		kept=$((kept + 1))
+	done < "$STATE/stamps"
+	log "$kept patched file(s) unchanged by the new series keep their mtime"
 	echo "$want" > "$STATE/patches"
 fi
 
