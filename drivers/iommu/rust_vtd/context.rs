@@ -33,6 +33,9 @@ use kernel::{
 pub(crate) enum TranslationType {
     /// Untranslated requests are translated through the second-stage table.
     MultiLevel = 0,
+    /// As `MultiLevel`, and the device may also ask for translations for
+    /// its ATC (ATS translation requests).
+    DeviceTlb = 1,
     /// Untranslated requests bypass translation.
     PassThrough = 2,
 }

@@ -4,12 +4,23 @@
 //! unit, its requester IDs (DMA aliases included) and what the firmware
 //! reserved for it.
 
-use crate::{context::ContextEntry, registry::DebugData, unit::UnitState};
+use crate::{
+    context::ContextEntry,
+    invalidation::AtcTarget,
+    registry::DebugData,
+    unit::UnitState, //
+};
 use kernel::{
     debugfs::Scope,
+    device::Device,
+    pci,
     prelude::*,
     sync::Arc, //
 };
+
+/// The page size ATS translations are made for (the Smallest Translation
+/// Unit): 4 KiB.
+pub(crate) const ATS_PAGE_SHIFT: u32 = 12;
 
 /// The driver, for the IOMMU core.
 pub(crate) struct RustVtdIommu;
@@ -25,6 +36,10 @@ pub(crate) struct DeviceData {
     /// Memory the firmware says the device keeps using (RMRRs): first
     /// and last byte.
     pub(crate) rmrrs: KVec<(u64, u64)>,
+    /// The device's ATC, if it may use ATS (the unit, the firmware and the
+    /// device all allow it): ATS is on while the device is attached to a
+    /// paging domain.
+    pub(crate) ats: Option<AtcTarget>,
     /// Its debugfs directory, removed with it.
     pub(crate) _debugfs: Option<Pin<KBox<Scope<DebugData>>>>,
 }
@@ -52,6 +67,46 @@ impl DeviceData {
             }
         }
         Ok(())
+    }
+
+    /// Turns the device's ATS off, if it is on, and invalidates its whole
+    /// ATC: from here on it uses no translation it cached. Called before
+    /// its context entries change.
+    pub(crate) fn ats_off(&self, dev: &Device) {
+        let Some(t) = self.ats else {
+            return;
+        };
+        let Ok(pdev) = <&pci::Device>::try_from(dev) else {
+            return;
+        };
+        if !pdev.ats_enabled() {
+            return;
+        }
+        pdev.disable_ats();
+        if self.unit.flush_atc(t).is_err() {
+            dev_err!(
+                dev,
+                "ATS disabled, but its ATC invalidation was not confirmed\n"
+            );
+        }
+    }
+
+    /// Turns the device's ATS on, if it may use it: called once its
+    /// context entries let it ask for translations and the domain's
+    /// flushes reach its ATC.
+    pub(crate) fn ats_on(&self, dev: &Device) {
+        if self.ats.is_none() {
+            return;
+        }
+        let Ok(pdev) = <&pci::Device>::try_from(dev) else {
+            return;
+        };
+        if pdev.ats_enabled() {
+            return;
+        }
+        if let Err(e) = pdev.enable_ats(ATS_PAGE_SHIFT) {
+            dev_warn!(dev, "enabling ATS failed ({:?}); it works without\n", e);
+        }
     }
 
     /// Blocks every requester ID of the device.

@@ -12,7 +12,10 @@ use crate::{
         DeviceData,
         RustVtdIommu, //
     },
-    invalidation::IotlbInvalidation,
+    invalidation::{
+        AtcTarget,
+        IotlbInvalidation, //
+    },
     pagetable::{
         free_unlinked,
         TableFormat,
@@ -52,6 +55,9 @@ struct Attachment {
     did: u16,
     /// Devices of `unit` attached to the domain.
     devices: u32,
+    /// The ATCs of those with ATS, which every flush of the domain on
+    /// `unit` reaches too.
+    atc: KVec<AtcTarget>,
 }
 
 /// A paging domain.
@@ -120,6 +126,7 @@ impl VtdDomain {
                 unit: unit.clone(),
                 did,
                 devices: 1,
+                atc: KVec::new(),
             },
             GFP_ATOMIC,
         );
@@ -131,13 +138,31 @@ impl VtdDomain {
         Ok(did)
     }
 
-    /// Counts one device of `unit` less; the last one gives the domain ID
-    /// back. The device's context entries no longer use it.
-    pub(crate) fn put_did(&self, unit: &Arc<UnitState>) {
+    /// Adds `atc` to the ATCs flushes of the domain on `unit` reach; the
+    /// domain must have an ID there.
+    fn add_atc(&self, unit: &Arc<UnitState>, atc: AtcTarget) -> Result {
+        let mut att = self.attached.lock();
+        let a = att
+            .iter_mut()
+            .find(|a| Arc::ptr_eq(&a.unit, unit))
+            .ok_or(EINVAL)?;
+        a.atc.push(atc, GFP_ATOMIC)?;
+        Ok(())
+    }
+
+    /// Counts one device of `unit` less, and forgets its ATC, if `atc`;
+    /// the last one gives the domain ID back. The device's context
+    /// entries no longer use it.
+    pub(crate) fn put_did(&self, unit: &Arc<UnitState>, atc: Option<AtcTarget>) {
         let mut att = self.attached.lock();
         let Some(pos) = att.iter().position(|a| Arc::ptr_eq(&a.unit, unit)) else {
             return;
         };
+        if let Some(t) = atc {
+            if let Some(i) = att[pos].atc.iter().position(|x| *x == t) {
+                att[pos].atc.remove(i).ok();
+            }
+        }
         att[pos].devices -= 1;
         if att[pos].devices > 0 {
             return;
@@ -150,11 +175,12 @@ impl VtdDomain {
     }
 
     /// Runs `f` for every unit the domain is attached on, with its ID
-    /// there. Callable in atomic context.
-    fn for_each_unit(&self, mut f: impl FnMut(&UnitState, u16)) {
+    /// there and the ATCs its flushes there reach. Callable in atomic
+    /// context.
+    fn for_each_unit(&self, mut f: impl FnMut(&UnitState, u16, &[AtcTarget])) {
         let att = self.attached.lock();
         for a in att.iter() {
-            f(&a.unit, a.did);
+            f(&a.unit, a.did, &a.atc);
         }
     }
 
@@ -164,8 +190,8 @@ impl VtdDomain {
     /// paging-structure caches (IH).
     fn flush_range(&self, first: u64, last: u64, leaves_only: bool) -> Result {
         let mut res = Ok(());
-        self.for_each_unit(|unit, did| {
-            if let Err(e) = unit.flush_iotlb_range(did, first, last, leaves_only) {
+        self.for_each_unit(|unit, did, atc| {
+            if let Err(e) = unit.flush_iotlb_range(did, first, last, leaves_only, atc) {
                 res = Err(e);
             }
         });
@@ -178,7 +204,7 @@ impl VtdDomain {
 /// are in place.
 pub(crate) fn leave_old(data: &DeviceData, old: Option<DomainRef<'_>>) {
     if let Some(old) = old.and_then(Domain::from_ref) {
-        old.put_did(data.unit());
+        old.put_did(data.unit(), data.ats);
     }
 }
 
@@ -192,7 +218,7 @@ impl PagingOps for VtdDomain {
 
     fn attach_dev(
         domain: &Domain,
-        _dev: &Device,
+        dev: &Device,
         data: &DeviceData,
         old: Option<DomainRef<'_>>,
     ) -> Result {
@@ -210,27 +236,43 @@ impl PagingOps for VtdDomain {
             // allocation for the unit the domain was made for).
             domain.sync_map.store(true, Ordering::Release);
         }
+        // The device's ATC must not keep translations of the old domain:
+        // ATS off and the ATC flushed first, as the C driver blocks the
+        // device before an attach.
+        data.ats_off(dev);
         let did = domain.get_did(unit)?;
+        // The ATC is flushed with the domain from before ATS is on.
+        if let Some(t) = data.ats {
+            if let Err(e) = domain.add_atc(unit, t) {
+                domain.put_did(unit, None);
+                return Err(e);
+            }
+        }
         let entry = ContextEntry {
             did,
             aw: domain.format.aw,
-            tt: TranslationType::MultiLevel,
+            tt: if data.ats.is_some() {
+                TranslationType::DeviceTlb
+            } else {
+                TranslationType::MultiLevel
+            },
             slptptr: domain.table().hw_info().root,
         };
         if let Err(e) = data.set_context(entry) {
-            domain.put_did(unit);
+            domain.put_did(unit, data.ats);
             return Err(e);
         }
         leave_old(data, old);
+        data.ats_on(dev);
         Ok(())
     }
 
     fn flush_iotlb_all(&self) -> Result {
         let mut res = Ok(());
-        self.for_each_unit(|unit, did| {
+        self.for_each_unit(|unit, did, atc| {
             // (A unit that does not confirm logs and counts it, and keeps
             // the domain ID.)
-            if let Err(e) = unit.flush_iotlb(IotlbInvalidation::Domain { did }) {
+            if let Err(e) = unit.flush_iotlb_atc(IotlbInvalidation::Domain { did }, atc) {
                 res = Err(e);
             }
         });
@@ -252,7 +294,7 @@ impl PagingOps for VtdDomain {
 
     fn tables_kept(&self, count: usize) {
         let mut first = true;
-        self.for_each_unit(|unit, _| {
+        self.for_each_unit(|unit, _, _| {
             if core::mem::take(&mut first) {
                 unit.tables_leaked(count);
             }
@@ -267,10 +309,11 @@ impl PagingOps for VtdDomain {
         // entries (CAP.CM) need an invalidation; others at most a write
         // buffer flush (CAP.RWBF).
         let (first, last) = (iova as u64, (iova + size - 1) as u64);
-        self.for_each_unit(|unit, did| {
+        self.for_each_unit(|unit, did, _| {
             if unit.cap.cm() {
-                // (Logged and counted by the unit.)
-                let _ = unit.flush_iotlb_range(did, first, last, false);
+                // (Logged and counted by the unit; ATCs cache no
+                // not-present entries.)
+                let _ = unit.flush_iotlb_range(did, first, last, false, &[]);
             } else if unit.flush_write_buffer().is_err() {
                 pr_err!("dmar{}: write buffer flush not confirmed\n", unit.index);
             }

@@ -259,6 +259,67 @@ impl IotlbInvalidation {
     }
 }
 
+impl IotlbInvalidation {
+    /// The range a device-TLB invalidation that goes with this one
+    /// covers: the same pages, or everything (`ATC_ALL`) for a domain or
+    /// global invalidation.
+    pub(crate) fn atc_range(self) -> (u64, u8) {
+        match self {
+            Self::Pages { addr, am, .. } => (addr, am),
+            _ => (0, ATC_ALL),
+        }
+    }
+}
+
+/// A device-TLB invalidation's size order that covers every address.
+pub(crate) const ATC_ALL: u8 = 52;
+
+/// The device-TLB descriptor's type (VT-d 6.5.2.5).
+const DEVTLB_TYPE: u64 = 3;
+
+/// A device's Address Translation Cache (PCIe ATS), the unit's
+/// "device-TLB", which every IOTLB invalidation of the device's
+/// translations must reach as well while its ATS is enabled.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct AtcTarget {
+    /// The device's source ID (its own requester ID, not an alias).
+    pub(crate) sid: u16,
+    /// Its physical function's source ID where the unit throttles
+    /// device-TLB invalidations per function (ECAP.DIT); else 0.
+    pub(crate) pfsid: u16,
+    /// How many invalidation requests its ATC takes at once (1 to 32).
+    pub(crate) qdep: u8,
+}
+
+impl AtcTarget {
+    /// The device-TLB invalidate descriptor (VT-d 6.5.2.5, the C driver's
+    /// `qi_desc_dev_iotlb()`) for the 2^`order` pages from `addr`, which
+    /// is aligned to that size; an `order` of [`ATC_ALL`] or more covers
+    /// everything.
+    pub(crate) fn descriptor(self, addr: u64, order: u8) -> [u64; 2] {
+        // A depth of 32 is written as 0.
+        let qdep = if self.qdep >= 32 { 0 } else { self.qdep };
+        let pfsid = u64::from(self.pfsid);
+        let lo = (u64::from(self.sid) << 32)
+            | ((pfsid & 0xfff0) << 48)
+            | (u64::from(qdep & 0x1f) << 16)
+            | ((pfsid & 0xf) << 12)
+            | DEVTLB_TYPE;
+        let hi = match order.min(ATC_ALL) {
+            0 => addr & !0xfff,
+            // Size bit set: the lowest 0 bit of the address from bit 12
+            // up gives the size, 2^(order) pages.
+            o => ((addr | ((1u64 << (12 + o - 1)) - 1)) & !0xfff) | 1,
+        };
+        [lo, hi]
+    }
+}
+
+/// Whether `desc` is a device-TLB invalidation.
+fn is_devtlb(desc: &[u64; 2]) -> bool {
+    desc[0] & 0xf == DEVTLB_TYPE
+}
+
 /// The invalidation wait descriptor (VT-d 6.5.2.8): when everything before
 /// it is done, write `data` to `status` (SW).
 pub(crate) fn wait_descriptor(data: u32, status: u64) -> [u64; 2] {
@@ -526,6 +587,8 @@ pub(crate) struct QueueStats {
     /// Descriptors in them, waits not counted (the C driver's `qi_submit`
     /// tracepoint counts the same).
     pub(crate) descriptors: AtomicU64,
+    /// Device-TLB invalidations among them.
+    pub(crate) devtlb: AtomicU64,
     /// Queue errors (IQE): descriptors the unit rejected.
     pub(crate) invalid: AtomicU64,
     /// Device-TLB invalidation time-outs (ITE).
@@ -710,7 +773,13 @@ impl InvQueue {
         // Device-TLB invalidations can complete wrongly (ICE) with their
         // wait still writing its status: such a batch checks for errors
         // once more after its wait.
-        let devtlb = descs.iter().any(|d| d[0] & 0xf == 3);
+        let devtlb = descs.iter().filter(|d| is_devtlb(d)).count();
+        if devtlb > 0 {
+            self.stats
+                .devtlb
+                .fetch_add(devtlb as u64, Ordering::Relaxed);
+        }
+        let devtlb = devtlb > 0;
         // A unit may have carried the batch out by the time the tail write
         // returns (an emulated one does it in the write): then it is
         // finished under the lock still held. Otherwise the lock is
@@ -974,6 +1043,46 @@ mod tests {
         assert_eq!(
             IotlbInvalidation::covering(1, 0x5000, 0x5fff, false, 9),
             IotlbInvalidation::Domain { did: 1 }
+        );
+    }
+
+    #[test]
+    fn device_tlb_invalidation_encodings() {
+        // As the C driver's qi_desc_dev_iotlb(): SID in 47:32, queue
+        // depth in 20:16 (32 written as 0), PFSID split over 15:12 and
+        // 63:52, type 3; the size bit and the address's low ones give
+        // the range.
+        let t = AtcTarget {
+            sid: 0x0100,
+            pfsid: 0,
+            qdep: 32,
+        };
+        assert_eq!(
+            t.descriptor(0, ATC_ALL),
+            [0x0000_0100_0000_0003, 0x7fff_ffff_ffff_f001]
+        );
+        assert_eq!(t.descriptor(0x12000, 0), [0x0000_0100_0000_0003, 0x12000]);
+        // Two pages: bit 12 is the lowest 0; four: bit 13.
+        assert_eq!(t.descriptor(0x12000, 1)[1], 0x12001);
+        assert_eq!(t.descriptor(0x10000, 2)[1], 0x11001);
+        let t = AtcTarget {
+            sid: 0x0208,
+            pfsid: 0x0123,
+            qdep: 5,
+        };
+        assert_eq!(
+            t.descriptor(0, 0)[0],
+            (0x0208 << 32) | (0x012 << 52) | (5 << 16) | (0x3 << 12) | 3
+        );
+        assert!(is_devtlb(&t.descriptor(0, 0)));
+        // A domain-selective IOTLB invalidation takes the whole ATC with it.
+        assert_eq!(
+            IotlbInvalidation::Domain { did: 3 }.atc_range(),
+            (0, ATC_ALL)
+        );
+        assert_eq!(
+            IotlbInvalidation::covering(3, 0x4000, 0x7fff, true, 9).atc_range(),
+            (0x4000, 2)
         );
     }
 

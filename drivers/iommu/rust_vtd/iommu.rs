@@ -7,12 +7,14 @@
 use crate::{
     device::{
         DeviceData,
-        RustVtdIommu, //
+        RustVtdIommu,
+        ATS_PAGE_SHIFT, //
     },
     domain::{
         leave_old,
         VtdDomain, //
     },
+    invalidation::AtcTarget,
     registry,
     unit::UnitState,
 };
@@ -59,7 +61,10 @@ pub(crate) struct Blocking;
 impl AttachOps for Blocking {
     type Iommu = RustVtdIommu;
 
-    fn attach_dev(_dev: &Device, data: &DeviceData, old: Option<DomainRef<'_>>) -> Result {
+    fn attach_dev(dev: &Device, data: &DeviceData, old: Option<DomainRef<'_>>) -> Result {
+        // ATS off and the ATC flushed before the entry goes: a reset
+        // (pci_dev_reset_iommu_prepare()) finds the device quiet.
+        data.ats_off(dev);
         data.block();
         leave_old(data, old);
         let (u, b, d, f) = data.name();
@@ -75,8 +80,10 @@ pub(crate) struct Identity;
 impl AttachOps for Identity {
     type Iommu = RustVtdIommu;
 
-    fn attach_dev(_dev: &Device, data: &DeviceData, old: Option<DomainRef<'_>>) -> Result {
+    fn attach_dev(dev: &Device, data: &DeviceData, old: Option<DomainRef<'_>>) -> Result {
         let entry = data.unit.identity_entry()?;
+        // Identity gets no ATS, as in the C driver's legacy mode.
+        data.ats_off(dev);
         data.set_context(entry)?;
         leave_old(data, old);
         let (u, b, d, f) = data.name();
@@ -109,6 +116,48 @@ fn pci_chain(pdev: &pci::Device) -> Result<KVec<(u8, u8)>> {
     }
     chain.reverse();
     Ok(chain)
+}
+
+/// The device's ATC, if it may use ATS behind `unit`: the unit takes
+/// device-TLB invalidations through its queue, the device has ATS (not as
+/// a virtual function, whose ATC is its physical function's) with page
+/// aligned requests, the path to its root port is PCI Express all the way,
+/// and the firmware allows it ([`UnitScope::ats_allowed`]). ATS is
+/// prepared here, enabled on attach to a paging domain.
+///
+/// [`UnitScope::ats_allowed`]: crate::scope::UnitScope::ats_allowed
+fn ats_target(pdev: &pci::Device, unit: &UnitState, chain: &[(u8, u8)]) -> Option<AtcTarget> {
+    if !unit.ats_capable() || !pdev.ats_supported() || pdev.is_virtfn() || !pdev.ats_page_aligned()
+    {
+        return None;
+    }
+    let mut hops = 0;
+    let mut cur = pdev;
+    let root_port = loop {
+        let Some(bridge) = cur.upstream_bridge() else {
+            break None;
+        };
+        hops += 1;
+        match bridge.pcie_type() {
+            None | Some(pci::PcieType::PcieToPciBridge) => return None,
+            Some(pci::PcieType::RootPort) => break Some(chain.len().checked_sub(hops)?),
+            Some(_) => cur = bridge,
+        }
+    };
+    if !unit.scope().ats_allowed(chain, root_port) {
+        return None;
+    }
+    if let Err(e) = pdev.prepare_ats(ATS_PAGE_SHIFT) {
+        dev_warn!(pdev.as_ref(), "cannot prepare ATS ({:?}); no ATS\n", e);
+        return None;
+    }
+    let qdep = pdev.ats_queue_depth().ok()?;
+    let sid = (u16::from(pdev.bus_number()) << 8) | u16::from(pdev.devfn());
+    Some(AtcTarget {
+        sid,
+        pfsid: if unit.ecap.dit() { sid } else { 0 },
+        qdep,
+    })
 }
 
 #[vtable]
@@ -146,6 +195,10 @@ impl Ops for RustVtdIommu {
                 limit
             );
         }
+        let ats = ats_target(pdev, &unit, &chain);
+        if let Some(t) = ats {
+            dev_info!(dev, "ATS allowed; invalidate queue depth {}\n", t.qdep);
+        }
         unit.add_device(dev)?;
         let debugfs = registry::device_debugfs(dev, &unit, pdev.bus_number(), pdev.devfn());
         Ok(KBox::new(
@@ -155,6 +208,7 @@ impl Ops for RustVtdIommu {
                 devfn: pdev.devfn(),
                 rids,
                 rmrrs,
+                ats,
                 _debugfs: debugfs,
             },
             GFP_KERNEL,
@@ -188,6 +242,9 @@ impl Ops for RustVtdIommu {
     }
 
     fn release_device(dev: &Device, data: KBox<DeviceData>) {
+        // (The core attached the release domain, blocking, which turned
+        // ATS off already.)
+        data.ats_off(dev);
         data.unit.remove_device(dev);
         let (u, b, d, f) = data.name();
         pr_debug!("dmar{}: {:02x}:{:02x}.{}: released\n", u, b, d, f);
@@ -206,8 +263,10 @@ impl Ops for RustVtdIommu {
         VtdDomain::alloc(&data.unit)
     }
 
-    fn capable(_dev: &Device, _data: &DeviceData, cap: Capability) -> bool {
+    fn capable(_dev: &Device, data: &DeviceData, cap: Capability) -> bool {
         match cap {
+            // What the core asks before it enables ATS-dependent features.
+            Capability::PciAtsSupported => data.ats.is_some(),
             // As the C driver: legacy-mode remapping never breaks coherency.
             Capability::CacheCoherency => true,
             // Lazy (flush-queue) DMA domains: unmaps may be flushed later.
@@ -291,10 +350,13 @@ impl Drop for Unit {
                 Err(e) => dev_warn!(dev, "binding a driver again failed: {:?}\n", e),
             }
         }
+        let (submissions, devtlb) = s.queue_counts();
         pr_info!(
-            "dmar{}: released; {} faults reported\n",
+            "dmar{}: released; {} faults reported, {} invalidation batches queued ({} device-TLB invalidations)\n",
             s.index,
-            s.fault_count()
+            s.fault_count(),
+            submissions,
+            devtlb
         );
     }
 }

@@ -19,10 +19,12 @@ use crate::{
     fault::Faults,
     invalidation::{
         register_invalidate,
+        AtcTarget,
         ContextInvalidation,
         InvQueue,
         IotlbInvalidation,
         QueueHw,
+        ATC_ALL,
         QI_TIMEOUT,
         QUEUE_LEN, //
     },
@@ -283,19 +285,21 @@ impl UnitState {
     /// use because of them.
     pub(crate) fn show_qi_stats(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (sub, desc, inv, abrt, comp, tmo) = match self.qi.as_ref() {
+        let (sub, desc, devtlb, inv, abrt, comp, tmo) = match self.qi.as_ref() {
             Some(q) => (
                 load(&q.stats.submissions),
                 load(&q.stats.descriptors),
+                load(&q.stats.devtlb),
                 load(&q.stats.invalid),
                 load(&q.stats.aborted),
                 load(&q.stats.completion),
                 load(&q.stats.timeouts),
             ),
-            None => (0, 0, 0, 0, 0, 0),
+            None => (0, 0, 0, 0, 0, 0, 0),
         };
         writeln!(f, "submissions: {sub}")?;
         writeln!(f, "descriptors: {desc}")?;
+        writeln!(f, "devtlb_descriptors: {devtlb}")?;
         writeln!(f, "queue_errors: {inv}")?;
         writeln!(f, "aborted: {abrt}")?;
         writeln!(f, "completion_errors: {comp}")?;
@@ -305,6 +309,17 @@ impl UnitState {
         writeln!(f, "kept_domain_ids: {}", self.dids.lock().kept())?;
         // (kdump: the IDs of the crashed kernel's copied entries.)
         writeln!(f, "old_domain_ids: {}", self.dids.lock().old())
+    }
+
+    /// The batches the invalidation queue took since the unit came up, and
+    /// the device-TLB invalidations in them.
+    pub(crate) fn queue_counts(&self) -> (u64, u64) {
+        self.qi.as_ref().map_or((0, 0), |q| {
+            (
+                q.stats.submissions.load(Ordering::Relaxed),
+                q.stats.devtlb.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Test hook (debugfs `inject_queue_error`): the next `batches` queued
@@ -488,13 +503,28 @@ impl UnitState {
         ctx: Option<ContextInvalidation>,
         iotlb: Option<IotlbInvalidation>,
     ) -> Result {
+        self.invalidate_with_atc(ctx, iotlb, &[])
+    }
+
+    /// [`Self::invalidate`], with a device-TLB invalidation of the same
+    /// range (everything, for a domain or context invalidation) for each
+    /// ATC in `atc`, in the same submission as far as it goes. Devices get
+    /// ATS only on a unit whose queue is on: device-TLB invalidations
+    /// cannot go through the registers.
+    fn invalidate_with_atc(
+        &self,
+        ctx: Option<ContextInvalidation>,
+        iotlb: Option<IotlbInvalidation>,
+        atc: &[AtcTarget],
+    ) -> Result {
         let (dr, dw) = (self.cap.drd(), self.cap.dwd());
         let did = iotlb
             .and_then(IotlbInvalidation::domain)
             .or(ctx.and_then(ContextInvalidation::domain));
+        let (atc_addr, atc_order) = iotlb.map_or((0, ATC_ALL), IotlbInvalidation::atc_range);
         let res = match self.queue() {
             Some(queue) => {
-                let mut descs = [[0u64; 2]; 2];
+                let mut descs = [[0u64; 2]; 2 + ATC_PER_BATCH];
                 let mut n = 0;
                 if let Some(c) = ctx {
                     descs[n] = c.descriptor();
@@ -504,8 +534,27 @@ impl UnitState {
                     descs[n] = t.descriptor(dr, dw);
                     n += 1;
                 }
-                self.with_regs(|io| queue.submit(&UnitQueueRegs(io), &descs[..n], did))
+                let mut chunks = atc.chunks(ATC_PER_BATCH);
+                let mut res = Ok(());
+                loop {
+                    let chunk = chunks.next();
+                    for t in chunk.unwrap_or(&[]) {
+                        descs[n] = t.descriptor(atc_addr, atc_order);
+                        n += 1;
+                    }
+                    if n > 0 {
+                        let r =
+                            self.with_regs(|io| queue.submit(&UnitQueueRegs(io), &descs[..n], did));
+                        res = res.and(r);
+                        n = 0;
+                    }
+                    if chunk.is_none() {
+                        break;
+                    }
+                }
+                res
             }
+            None if !atc.is_empty() => Err(EOPNOTSUPP),
             None => {
                 let _guard = self.register_lock.lock();
                 let regs = self.ecap.iotlb_regs();
@@ -552,10 +601,21 @@ impl UnitState {
         )
     }
 
-    /// Issues IOTLB invalidation `inv` and waits for it, bounded. Does not
-    /// sleep.
-    pub(crate) fn flush_iotlb(&self, inv: IotlbInvalidation) -> Result {
-        self.invalidate(None, Some(inv))
+    /// Issues IOTLB invalidation `inv`, and the same for the ATCs in
+    /// `atc`, and waits for them, bounded. Does not sleep.
+    pub(crate) fn flush_iotlb_atc(&self, inv: IotlbInvalidation, atc: &[AtcTarget]) -> Result {
+        self.invalidate_with_atc(None, Some(inv), atc)
+    }
+
+    /// Invalidates all of a device's ATC, and waits, bounded.
+    pub(crate) fn flush_atc(&self, atc: AtcTarget) -> Result {
+        self.invalidate_with_atc(None, None, &[atc])
+    }
+
+    /// Whether devices on this unit may use ATS: the unit takes
+    /// device-TLB invalidations (ECAP.DT) and its queue is on.
+    pub(crate) fn ats_capable(&self) -> bool {
+        self.ecap.dt() && self.queue().is_some()
     }
 
     /// Records that the core probed `dev` on this unit.
@@ -586,17 +646,19 @@ impl UnitState {
     /// Invalidates domain `did`'s IOTLB entries for `first..=last`: the
     /// smallest aligned page-selective block that covers them, or the
     /// whole domain where the unit cannot invalidate that block by page.
+    /// The ATCs in `atc` get the same range invalidated.
     pub(crate) fn flush_iotlb_range(
         &self,
         did: u16,
         first: u64,
         last: u64,
         leaves_only: bool,
+        atc: &[AtcTarget],
     ) -> Result {
         let mamv = self.cap.mamv().get() as u8;
         let inv = IotlbInvalidation::covering(did, first, last, self.cap.psi(), mamv)
             .leaves_only(leaves_only);
-        self.flush_iotlb(inv)
+        self.flush_iotlb_atc(inv, atc)
     }
 
     /// Allocates a domain ID.
@@ -958,6 +1020,10 @@ impl UnitState {
         }
     }
 }
+
+/// Device-TLB invalidations per queue submission, at most: a flush that
+/// must reach more ATCs takes several.
+const ATC_PER_BATCH: usize = 16;
 
 /// The unit's queue registers, as [`InvQueue`] drives them.
 struct UnitQueueRegs<'a, 'b>(&'a ExclusiveIoMem<'b, REG_SIZE>);

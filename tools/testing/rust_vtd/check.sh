@@ -164,6 +164,21 @@ boot() {
 			tap 1 "vm_${name}_$qt"
 		fi
 	fi
+	# QEMU_DEVTLB=1: QEMU (its vtd_inv_desc trace event, which the VM
+	# must enable) processed as many device-TLB invalidation descriptors
+	# (type 3) as the guest says its unit submitted, at least one.
+	if [ "${QEMU_DEVTLB:-}" = 1 ]; then
+		local qd gd
+		qd=$(grep -a 'vtd_inv_desc ' "$LOGDIR/$name.qemu.log" | grep -o 'low 0x[0-9a-f]*' |
+			awk '{ if (substr($2, length($2)) == "3") n++ } END { print n + 0 }')
+		gd=$(sed -n 's/^# device-TLB invalidations submitted: \([0-9]*\)$/\1/p' "$res" | tail -n1)
+		echo "# VM '$name': QEMU processed $qd device-TLB invalidation(s), the guest submitted ${gd:-an unknown number}"
+		if [ -n "$gd" ] && [ "$qd" = "$gd" ] && [ "$qd" -gt 0 ]; then
+			tap 0 "vm_${name}_qemu_processed_every_device_tlb_invalidation"
+		else
+			tap 1 "vm_${name}_qemu_processed_every_device_tlb_invalidation"
+		fi
+	fi
 	echo "# VM '$name': $((SECONDS - start)) s"
 }
 
@@ -189,6 +204,9 @@ fi
 for mode in aw39 sm sm-fsts cm devtlb; do
 	boot "caps-$mode" "$mode" caps 300
 done
+# ATS and device-TLB invalidation (device-iotlb=on), and 100 FLRs of the
+# virtio disk with I/O; QEMU traces every invalidation descriptor.
+QEMU_DEVTLB=1 boot ats devtlb ats 900 -- -trace vtd_inv_desc
 boot idtable legacy idtable 600 'memmap=1M$0x7000000'
 # Upstream VFIO selftests with igb (make vfio-compare runs them on the C
 # driver too).
