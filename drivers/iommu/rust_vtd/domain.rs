@@ -240,12 +240,20 @@ impl PagingOps for VtdDomain {
         // ATS off and the ATC flushed first, as the C driver blocks the
         // device before an attach.
         data.ats_off(dev);
-        let did = domain.get_did(unit)?;
+        // Until the entry changes the device stays in `old`: if that is
+        // a paging domain, a failure gives it its ATS back.
+        let keep_old = |e: Error| {
+            if old.and_then(Domain::from_ref).is_some() {
+                data.ats_on(dev);
+            }
+            e
+        };
+        let did = domain.get_did(unit).map_err(keep_old)?;
         // The ATC is flushed with the domain from before ATS is on.
         if let Some(t) = data.ats {
             if let Err(e) = domain.add_atc(unit, t) {
                 domain.put_did(unit, None);
-                return Err(e);
+                return Err(keep_old(e));
             }
         }
         let entry = ContextEntry {
