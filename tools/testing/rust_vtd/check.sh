@@ -171,7 +171,7 @@ boot() {
 		local qd gd
 		qd=$(grep -a 'vtd_inv_desc ' "$LOGDIR/$name.qemu.log" | grep -o 'low 0x[0-9a-f]*' |
 			awk '{ if (substr($2, length($2)) == "3") n++ } END { print n + 0 }')
-		gd=$(sed -n 's/^# device-TLB invalidations submitted: \([0-9]*\)$/\1/p' "$res" | tail -n1)
+		gd=$(tr -d '\r' < "$res" | sed -n 's/^# device-TLB invalidations submitted: \([0-9]*\)$/\1/p' | tail -n1)
 		echo "# VM '$name': QEMU processed $qd device-TLB invalidation(s), the guest submitted ${gd:-an unknown number}"
 		if [ -n "$gd" ] && [ "$qd" = "$gd" ] && [ "$qd" -gt 0 ]; then
 			tap 0 "vm_${name}_qemu_processed_every_device_tlb_invalidation"
