@@ -47,6 +47,12 @@ ctx() {
 }
 ctx_tt() { set -- $(ctx $1); [ $(($1 & 1)) = 1 ] && echo $((($1 >> 2) & 3)) || echo none; }
 ctx_did() { set -- $(ctx $1); echo $((($2 >> 8) & 0xffff)); }
+# wait_disk: until the disk's block device is back (5 s at most), after
+# its driver bound.
+wait_disk() {
+	local i=0
+	while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+}
 # The unit's device-TLB invalidations, submissions and descriptors so far.
 counters() { echo "$(qs devtlb_descriptors) $(qs submissions) $(qs descriptors)"; }
 # flushes_carry_devtlb NAME BEFORE AFTER: while only BDF's domain was
@@ -78,8 +84,7 @@ result "ats_allowed_for_the_virtio_functions_only_$m" $?
 diag "disk before its rebind: group $(group_type $vda), ATS control '$(ats_ctrl $vda)'"
 rebind $vda
 modprobe virtio_blk 2>/dev/null || insmod /lib/modules/*/kernel/drivers/block/virtio_blk.ko
-i=0
-while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+wait_disk
 diag "disk: group $(group_type $vda), context TT $(ctx_tt $vda), domain ID $(ctx_did $vda)"
 [ "$(ctx_tt $vda)" = 1 ]
 result "disk_context_entry_allows_device_tlb_$m" $?
@@ -97,8 +102,7 @@ result "lazy_flushes_invalidate_the_atc_in_the_same_submission_$m" $?
 echo $vda > /sys/bus/pci/drivers/virtio-pci/unbind
 echo DMA > /sys/bus/pci/devices/$vda/iommu_group/type
 echo $vda > /sys/bus/pci/drivers/virtio-pci/bind
-i=0
-while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+wait_disk
 c0=$(counters)
 dd if=/dev/vda of=/dev/null bs=64k count=64 iflag=direct 2>/dev/null
 c1=$(counters)
@@ -110,8 +114,7 @@ echo $vda > /sys/bus/pci/drivers/virtio-pci/unbind
 d0=$(qs devtlb_descriptors)
 echo identity > /sys/bus/pci/devices/$vda/iommu_group/type
 echo $vda > /sys/bus/pci/drivers/virtio-pci/bind
-i=0
-while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+wait_disk
 diag "identity: ATS control '$(ats_ctrl $vda)', context TT $(ctx_tt $vda), device-TLB +$(($(qs devtlb_descriptors) - d0))"
 ! ats_on $vda && [ "$(ctx_tt $vda)" = 2 ] && [ $(($(qs devtlb_descriptors) - d0)) -ge 1 ] &&
 	dd if=/dev/vda of=/dev/null bs=1M count=4 iflag=direct 2>/dev/null
@@ -119,8 +122,7 @@ result "identity_domain_turns_ats_off_$m" $?
 echo $vda > /sys/bus/pci/drivers/virtio-pci/unbind
 echo DMA > /sys/bus/pci/devices/$vda/iommu_group/type
 echo $vda > /sys/bus/pci/drivers/virtio-pci/bind
-i=0
-while [ ! -b /dev/vda ] && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+wait_disk
 
 # FLR through sysfs, with the disk's driver bound (virtio_blk stops and
 # restarts its queues around it): the core moves the disk to the
