@@ -197,6 +197,21 @@ rebind() {
 # group_type BDF: the type of the default domain of BDF's group.
 group_type() { cat /sys/bus/pci/devices/$1/iommu_group/type 2>/dev/null; }
 
+# ping_gateway IFC NET COUNT: bring IFC up as NET.15/24 and send COUNT
+# pings of 1400 bytes to the QEMU user network's gateway NET.2; succeeds
+# when every reply comes back.  The summary is left in /tmp/ping.
+ping_gateway() {
+	local st
+	ip link set $1 up && ip addr add $2.15/24 dev $1
+	# (link-up takes a moment; the first replies may be lost)
+	ping -c 3 -W 3 $2.2 > /dev/null 2>&1
+	ping -c $3 -i 0.1 -s 1400 -W 3 $2.2 > /tmp/ping 2>&1
+	st=$?
+	diag "$(grep -E 'packets transmitted' /tmp/ping)"
+	grep -q ' 0% packet loss' /tmp/ping || st=1
+	return $st
+}
+
 # e1000e_ping TYPE: probe e1000e's driver on the guest's e1000e, which has
 # a user network of its own (10.0.3.0/24), bring its interface up and send
 # 50 pings of 1400 bytes to that gateway.  Succeeds when the device's group
@@ -216,13 +231,8 @@ e1000e_ping() {
 	t=$(group_type $nic)
 	diag "e1000e $nic: interface '$ifc', group type $t"
 	if [ -n "$ifc" ] && [ "$t" = "$1" ]; then
-		ip link set $ifc up && ip addr add 10.0.3.15/24 dev $ifc
-		# (link-up takes a moment; the first replies may be lost)
-		ping -c 3 -W 3 10.0.3.2 > /dev/null 2>&1
-		ping -c 50 -i 0.1 -s 1400 -W 3 10.0.3.2 > /tmp/ping 2>&1
+		ping_gateway $ifc 10.0.3 50
 		st=$?
-		diag "$(grep -E 'packets transmitted' /tmp/ping)"
-		grep -q ' 0% packet loss' /tmp/ping || st=1
 	fi
 	[ "$(fault_seq)" = "$f0" ] || { diag "faults during e1000e traffic: $f0 -> $(fault_seq)"; st=1; }
 	return $st
