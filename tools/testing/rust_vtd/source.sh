@@ -38,7 +38,9 @@ if [ "$want" != "$have" ]; then
 	# now, so that those the new series leaves as they were get their
 	# mtime back and the next build does not recompile what uses them.
 	: > "$STATE/stamps"
-	cat "$STATE/applied/"*.patch "$TOP/patches/"*.patch 2>/dev/null |
+	# (A fresh tree has no applied series: cat's failure on the
+	# unmatched glob must not end the script under pipefail.)
+	{ cat "$STATE/applied/"*.patch "$TOP/patches/"*.patch 2>/dev/null || true; } |
 		sed -n 's|^+++ b/\([^	 ]*\).*|\1|p' | sort -u |
 		while read -r f; do
 			[ -f "$SRC/$f" ] || continue
