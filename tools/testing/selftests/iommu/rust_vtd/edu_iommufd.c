@@ -71,6 +71,17 @@
  *   paging_hwpt_attaches_after_refusal  the paging HWPT attaches again and
  *                            DMA lands
  *
+ * edu_iommufd BDF reset RESETS: edu on a paging HWPT with buffers A and B
+ * mapped, reset RESETS times by VFIO_DEVICE_RESET (edu has no reset of its
+ * own: the bridged edu, alone on the bridge's secondary bus, is reset with
+ * that bus), each followed by a DMA of a new pattern from A to B:
+ *
+ *   vfio_device_reset_supported  VFIO reports the device resettable
+ *                            (VFIO_DEVICE_FLAGS_RESET)
+ *   vfio_reset_keeps_mappings_dma_lands  every reset succeeds, and the
+ *                            DMA after each lands in B: the HWPT and its
+ *                            mappings survived the reset
+ *
  * The kdump test (plan-kdump.sh), with the 64-byte patterns P and Q:
  *
  * edu_iommufd BDF kdump-hold: in the kernel that will crash, maps buffer A
@@ -335,6 +346,57 @@ static int fault_hwpt(const char *bdf)
 	return failures ? 1 : 0;
 }
 
+static int reset(const char *bdf, int resets)
+{
+	unsigned char *a = buffer(4096, 0), *b = buffer(4096, 0xee);
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+	uint32_t ioas, hwpt;
+	char why[160];
+	int i, j, done = 0, ok = 1;
+
+	open_device(bdf, 0);
+	ioas = ioas_alloc();
+	if (ioas_map(ioas, a, 4096, IOVA_A) || ioas_map(ioas, b, 4096, IOVA_B)) {
+		perror("IOMMU_IOAS_MAP");
+		return 1;
+	}
+	hwpt = hwpt_alloc(ioas);
+	if (attach(hwpt)) {
+		perror("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+		return 1;
+	}
+	if (ioctl(devfd, VFIO_DEVICE_GET_INFO, &info)) {
+		perror("VFIO_DEVICE_GET_INFO");
+		return 1;
+	}
+	check(info.flags & VFIO_DEVICE_FLAGS_RESET, "vfio_device_reset_supported",
+	      "VFIO_DEVICE_FLAGS_RESET not set");
+
+	snprintf(why, sizeof(why), "no reset");
+	for (i = 1; i <= resets && ok; i++) {
+		for (j = 0; j < 64; j++)
+			a[j] = (unsigned char)(j * 11 + i);
+		memset(b, 0xee, 64);
+		if (ioctl(devfd, VFIO_DEVICE_RESET)) {
+			snprintf(why, sizeof(why), "reset %d: VFIO_DEVICE_RESET: %s", i,
+				 strerror(errno));
+			ok = 0;
+		} else if (edu_dma(IOVA_A, EDU_BUF, 64, 0) || edu_dma(EDU_BUF, IOVA_B, 64, 1)) {
+			snprintf(why, sizeof(why), "reset %d: edu did not finish its DMA", i);
+			ok = 0;
+		} else if (memcmp(a, b, 64)) {
+			snprintf(why, sizeof(why), "reset %d: B holds %02x %02x, want %02x %02x",
+				 i, b[0], b[1], a[0], a[1]);
+			ok = 0;
+		} else {
+			done++;
+		}
+	}
+	printf("# %d of %d reset(s) followed by DMA that landed\n", done, resets);
+	check(ok && done == resets, "vfio_reset_keeps_mappings_dma_lands", why);
+	return failures ? 1 : 0;
+}
+
 /* The kdump test's patterns: P (0) and Q (1). */
 static unsigned char kdump_pattern(int i, int q)
 {
@@ -552,6 +614,8 @@ int main(int argc, char **argv)
 		return qi_error_type1(argv[1], argv[3], atoi(argv[4]));
 	if (argc == 3 && !strcmp(argv[2], "fault-hwpt"))
 		return fault_hwpt(argv[1]);
+	if (argc == 4 && !strcmp(argv[2], "reset") && atoi(argv[3]) > 0)
+		return reset(argv[1], atoi(argv[3]));
 	if (argc == 3 && !strcmp(argv[2], "kdump-hold"))
 		return kdump_hold(argv[1]);
 	if ((argc == 4 || (argc == 5 && !strcmp(argv[4], "blocked"))) &&
@@ -563,8 +627,8 @@ int main(int argc, char **argv)
 	if (argc != 3 && argc != 4) {
 		fprintf(stderr,
 			"usage: %s BDF ATTEMPTS [PAUSE_MS] | %s BDF qi-error[-type1] DMAR BATCHES |\n"
-			"       %s BDF fault-hwpt | %s BDF kdump-hold | %s BDF kdump-old-dma PHYS [blocked] | kdump-new PHYS [blocked]\n",
-			argv[0], argv[0], argv[0], argv[0], argv[0]);
+			"       %s BDF fault-hwpt | %s BDF reset RESETS | %s BDF kdump-hold | %s BDF kdump-old-dma PHYS [blocked] | kdump-new PHYS [blocked]\n",
+			argv[0], argv[0], argv[0], argv[0], argv[0], argv[0]);
 		return 2;
 	}
 	attempts = atoi(argv[2]);

@@ -21,7 +21,7 @@ diag "DMA-API domains: $strictness ($dma_type)"
 # One more on the lockdep kernel: lockdep still on at the end.
 lazy=0
 [ $strictness = lazy ] && lazy=1
-plan $((50 + lockdep + lazy))
+plan $((51 + lockdep + lazy))
 
 # A device with a driver bound before rust_vtd loads: virtio-blk.
 modprobe virtio_blk 2>/dev/null || insmod /lib/modules/*/kernel/drivers/block/virtio_blk.ko
@@ -162,6 +162,19 @@ before=$(fault_lines_reason $asrc 0x05)
 edu_dma $EDU_BUF $((SCRATCH + 0x5000)) 64 1
 [ -n "$alias" ] && wait_fault_reason $asrc 0x05 $before && same $((SCRATCH + 0x5000)) 16 0x55550000
 result "dma_alias_translated_dma_faults_as_alias_$m" $?
+
+# VFIO_DEVICE_RESET of a device held through iommufd: the bridged edu is
+# the one edu with a reset (of the bridge's secondary bus).  Its HWPT and
+# mappings must survive each reset, and DMA after it land.
+echo vfio-pci > /sys/bus/pci/devices/$EDU/driver_override
+echo $EDU > /sys/bus/pci/drivers_probe
+edu_iommufd $EDU reset 10 > /tmp/reset.out 2>&1
+grep -v '^ok ' /tmp/reset.out | sed 's/^#* */# edu_iommufd reset: /'
+grep -q '^ok vfio_device_reset_supported$' /tmp/reset.out &&
+	grep -q '^ok vfio_reset_keeps_mappings_dma_lands$' /tmp/reset.out
+result "vfio_device_reset_keeps_iommufd_mappings_$m" $?
+echo $EDU > /sys/bus/pci/drivers/vfio-pci/unbind
+echo > /sys/bus/pci/devices/$EDU/driver_override
 EDU=$save
 
 # Blocking: edu bound to vfio-pci and held by an iommufd with nothing
