@@ -38,10 +38,10 @@
 //! in the device's buffer.
 //!
 //! The driver also takes part in resets of the function ([`pci::Driver::reset_prepare`] and
-//! [`pci::Driver::reset_done`]), as a reset through `/sys/bus/pci/devices/*/reset` or by VFIO
-//! does: before the reset it waits until `edu` has finished any transfer and stops issuing DMA;
-//! after it, it checks that the device answers again and runs both tests once more, through the
-//! same DMA mappings the IOMMU gave back to the function:
+//! [`pci::Driver::reset_done`]), such as one through `/sys/bus/pci/devices/*/reset`: before the
+//! reset it waits until `edu` has finished any transfer and stops issuing DMA; after it, it checks
+//! that the device answers again and runs both tests once more, with new mappings in the DMA
+//! domain the IOMMU core gave back to the function:
 //!
 //! ```text
 //! rust_edu 0000:01:01.0: reset 1: DMA engine idle, DMA stopped for the reset
@@ -520,9 +520,9 @@ impl pci::Driver for EduDriver {
 
     fn reset_done<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&EduData<'bound>>) {
         let n = this.resets.load(Relaxed);
-        // The PCI core restored the configuration space, bus mastering included; `edu`'s own
-        // registers start afresh. Check that it answers and that DMA through the function's
-        // mappings works again.
+        // The PCI core restored the configuration space, bus mastering included; the device's
+        // own registers may have lost their state. Check that it answers and that DMA through
+        // the function's DMA domain works again.
         this.stopped.store(false, Relaxed);
         match this.selftest(pdev) {
             Ok(()) => dev_info!(
