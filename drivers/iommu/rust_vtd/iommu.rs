@@ -38,6 +38,7 @@ use kernel::{
         ops::{
             Capability,
             DefaultDomain,
+            HwInfo,
             Ops,
             OpsTable,
             ResvKind,
@@ -261,6 +262,17 @@ impl Ops for RustVtdIommu {
             return Err(EOPNOTSUPP);
         }
         VtdDomain::alloc(&data.unit)
+    }
+
+    fn hw_info(_dev: &Device, data: &DeviceData) -> HwInfo {
+        // No errata flag: rust_vtd has no nesting parent domains, which is all that
+        // IOMMU_HW_INFO_VTD_ERRATA_772415_SPR17 restricts.
+        let unit = data.unit();
+        HwInfo::IntelVtd {
+            flags: 0,
+            cap: u64::from(unit.cap),
+            ecap: u64::from(unit.ecap),
+        }
     }
 
     fn capable(_dev: &Device, data: &DeviceData, cap: Capability) -> bool {

@@ -35,6 +35,7 @@ use crate::{
     prelude::*,
 };
 use core::{
+    ffi::c_void,
     marker::PhantomData,
     ptr::NonNull, //
 };
@@ -141,6 +142,51 @@ pub enum Capability {
     DirtyTracking,
     /// The device may use PCI ATS.
     PciAtsSupported,
+}
+
+/// Hardware information a driver reports for a device through iommufd's `IOMMU_GET_HW_INFO`,
+/// for user space (a VMM) to decide what it may ask of the IOMMU.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum HwInfo {
+    /// An Intel VT-d unit (`IOMMU_HW_INFO_TYPE_INTEL_VTD`, `struct iommu_hw_info_vtd`).
+    IntelVtd {
+        /// `enum iommu_hw_info_vtd_flags`.
+        flags: u32,
+        /// The unit's Capability Register.
+        cap: u64,
+        /// The unit's Extended Capability Register.
+        ecap: u64,
+    },
+}
+
+impl HwInfo {
+    /// The `enum iommu_hw_info_type` of this information.
+    fn kind(&self) -> bindings::iommu_hw_info_type {
+        match self {
+            Self::IntelVtd { .. } => bindings::iommu_hw_info_type_IOMMU_HW_INFO_TYPE_INTEL_VTD,
+        }
+    }
+
+    /// The information in its uAPI layout, allocated for the core, which frees it with
+    /// `kfree()`; and its length in bytes.
+    fn into_raw(self) -> Result<(*mut c_void, u32)> {
+        match self {
+            Self::IntelVtd { flags, cap, ecap } => {
+                let info = KBox::new(
+                    bindings::iommu_hw_info_vtd {
+                        flags,
+                        __reserved: 0,
+                        cap_reg: cap,
+                        ecap_reg: ecap,
+                    },
+                    GFP_KERNEL,
+                )?;
+                // CAST: The structure is 24 bytes.
+                let len = core::mem::size_of::<bindings::iommu_hw_info_vtd>() as u32;
+                Ok((KBox::into_raw(info).cast(), len))
+            }
+        }
+    }
 }
 
 impl Capability {
@@ -297,6 +343,12 @@ pub trait Ops: Sized + Send + Sync + 'static {
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
+    /// The hardware information iommufd reports for `dev` (`IOMMU_GET_HW_INFO`). Without this
+    /// entry the core reports none.
+    fn hw_info(_dev: &Device, _data: &Self::DeviceData) -> HwInfo {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
     /// Allocates a paging domain that `dev` can be attached to (see
     /// [`super::paging::PagingDomain::alloc`]). `flags` are iommufd's `IOMMU_HWPT_ALLOC_*` flags,
     /// 0 for the DMA API; a driver refuses flags it does not implement with `EOPNOTSUPP`.
@@ -362,6 +414,11 @@ impl<T: Ops> OpsTable<T> {
                 },
                 capable: if T::HAS_CAPABLE {
                     Some(Self::capable)
+                } else {
+                    None
+                },
+                hw_info: if T::HAS_HW_INFO {
+                    Some(Self::hw_info)
                 } else {
                     None
                 },
@@ -480,6 +537,42 @@ impl<T: Ops> OpsTable<T> {
         };
         // SAFETY: `dev` was probed by `T`.
         unsafe { device_data::<T>(dev) }.is_some_and(|data| T::capable(dev, data, cap))
+    }
+
+    /// # Safety
+    ///
+    /// Called by the IOMMU core with a valid device and valid `length` and `kind`, as
+    /// `iommu_ops.hw_info`.
+    unsafe extern "C" fn hw_info(
+        dev: *mut bindings::device,
+        length: *mut u32,
+        kind: *mut bindings::iommu_hw_info_type,
+    ) -> *mut c_void {
+        // SAFETY: The core holds a reference to `dev` during the call.
+        let dev: &Device = unsafe { Device::from_raw(dev) };
+        // SAFETY: `dev` was probed by `T`.
+        let Some(data) = (unsafe { device_data::<T>(dev) }) else {
+            return ENODEV.to_ptr();
+        };
+        let info = T::hw_info(dev, data);
+        // SAFETY: `kind` is valid for reads and writes during the call.
+        let asked = unsafe { *kind };
+        // The caller asks for one type, or for the driver's own (`DEFAULT`).
+        if asked != bindings::iommu_hw_info_type_IOMMU_HW_INFO_TYPE_DEFAULT && asked != info.kind()
+        {
+            return EOPNOTSUPP.to_ptr();
+        }
+        match info.into_raw() {
+            Ok((p, len)) => {
+                // SAFETY: `length` and `kind` are valid for writes during the call.
+                unsafe {
+                    *length = len;
+                    *kind = info.kind();
+                }
+                p
+            }
+            Err(e) => e.to_ptr(),
+        }
     }
 
     /// # Safety
