@@ -118,13 +118,12 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "iommufd_util.h"
+#include "edu_util.h"
 
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26
 #endif
 
-#define EDU_BUF 0x40000
 #define IOVA_A 0x100000ULL
 #define IOVA_B 0x101000ULL
 #define IOVA_L 0x400000ULL
@@ -132,7 +131,6 @@
 #define IOVA_T ((4ULL << 30) + 4096)
 #define TSIZE (64UL << 20)
 
-static volatile uint64_t *bar;
 static int failures;
 
 static void check(int ok, const char *name, const char *why)
@@ -144,75 +142,6 @@ static void check(int ok, const char *name, const char *why)
 		failures++;
 	}
 	fflush(stdout);
-}
-
-static int edu_dma(uint64_t src, uint64_t dst, uint64_t len, int to_ram)
-{
-	struct timespec t = { 0, 1000000 };
-	int i;
-
-	bar[0x80 / 8] = src;
-	bar[0x88 / 8] = dst;
-	bar[0x90 / 8] = len;
-	bar[0x98 / 8] = to_ram ? 3 : 1;
-	for (i = 0; i < 5000; i++) {
-		if (!(bar[0x98 / 8] & 1))
-			return 0;
-		nanosleep(&t, NULL);
-	}
-	return -1;
-}
-
-static void *buffer(size_t len, int fill)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-
-	if (p == MAP_FAILED) {
-		perror("mmap");
-		exit(1);
-	}
-	memset(p, fill, len);
-	return p;
-}
-
-/*
- * Binds BDF (to a new iommufd, or with TYPE1 through its group to a type1
- * container), maps BAR0 and turns bus mastering on.
- */
-static void open_device(const char *bdf, int type1)
-{
-	struct vfio_region_info reg = { .argsz = sizeof(reg) };
-	uint16_t cmd;
-	void *m;
-
-	if (type1)
-		vfio_group_open(bdf);
-	else
-		vfio_cdev_bind(bdf);
-	reg.index = VFIO_PCI_BAR0_REGION_INDEX;
-	if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &reg)) {
-		perror("VFIO_DEVICE_GET_REGION_INFO");
-		exit(1);
-	}
-	m = mmap(NULL, reg.size, PROT_READ | PROT_WRITE, MAP_SHARED, devfd, reg.offset);
-	if (m == MAP_FAILED) {
-		perror("mmap BAR0");
-		exit(1);
-	}
-	bar = m;
-
-	reg.index = VFIO_PCI_CONFIG_REGION_INDEX;
-	if (ioctl(devfd, VFIO_DEVICE_GET_REGION_INFO, &reg) ||
-	    pread(devfd, &cmd, 2, reg.offset + 4) != 2) {
-		perror("config space");
-		exit(1);
-	}
-	cmd |= 4; /* bus master */
-	if (pwrite(devfd, &cmd, 2, reg.offset + 4) != 2) {
-		perror("config space write");
-		exit(1);
-	}
 }
 
 /*
