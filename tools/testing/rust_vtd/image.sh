@@ -23,7 +23,8 @@ echo "root:x:0:0:root:/root:/bin/sh" > "$ROOT/etc/passwd"
 # The guest tests' C helpers, static, against this kernel's uapi headers.
 for c in "$TOP"/tools/testing/selftests/iommu/rust_vtd/*.c; do
 	[ -e "$c" ] || continue
-	clang -static -O2 -Wall -Werror -isystem "$B/hdr/include" -o "$ROOT/bin/$(basename "$c" .c)" "$c"
+	clang -static -O2 -Wall -Werror -isystem "$B/hdr/include" \
+		-I"$CACHE/src/linux/tools/testing/selftests" -o "$ROOT/bin/$(basename "$c" .c)" "$c"
 done
 rm -f "$ROOT"/tests/*.[ch]
 # tools/dma/dma_map_benchmark (CONFIG_DMA_MAP_BENCHMARK's user side).

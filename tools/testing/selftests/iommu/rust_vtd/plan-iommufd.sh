@@ -6,7 +6,11 @@
 # must not change a single result.  On the baseline kernel (make
 # vfio-compare) they run once, with the C driver.
 #
-# Then rust_vtd's own allocations: vtd_fail_nth fails each allocation
+# Then iommufd against a real device: iommufd_device (kselftest harness)
+# runs HWPT and IOAS cases on edu through vfio-pci, each checked by DMA,
+# with rust_vtd translating (and on the baseline kernel with the C driver).
+#
+# Last, rust_vtd's own allocations: vtd_fail_nth fails each allocation
 # rust_vtd makes during iommufd work on the igb (paging domains, attach,
 # replace, map, unmap, detach), one per round.
 . /tests/lib.sh
@@ -15,7 +19,11 @@ ulimit -l unlimited
 # The dirty-tracking "huge" variants map up to 128 MiB of 2 MiB pages.
 echo 160 > /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
 SUITES="iommufd iommufd_fail_nth"
-if [ -n "$KO" ]; then plan 16; else plan 4; fi
+# iommufd_device's cases, each one result.
+DEVICE_CASES="get_hw_info attach_ioas_dma_lands hwpt_alloc_attach_unmap detach_blocks_dma
+	hwpt_replace ioas_copy iova_ranges_exclude_msi_window fault_capable_hwpt_refused"
+ncases=$(echo $DEVICE_CASES | wc -w)
+if [ -n "$KO" ]; then plan $((16 + ncases)); else plan $((4 + ncases)); fi
 
 # run_suite SUITE TAG: run it, leave its results in /tmp/SUITE.TAG.
 run_suite() {
@@ -29,6 +37,24 @@ run_suite() {
 	diag "$1, $2: pass ${p:-?} fail ${f:-?} skip ${s:-?} (exit $(cat /tmp/$1.$2.rc), $(($(date +%s) - start)) s)"
 	grep -E '^(not )?ok ' /tmp/$1.$2.out | sed 's/^\(not ok\|ok\) [0-9]* /\1 /' > /tmp/$1.$2
 	[ "${p:-0}" -gt 0 ]
+}
+
+# device_suite TAG: iommufd_device on edu, bound to vfio-pci for it; one
+# result per case, iommufd_device_CASE_TAG.
+device_suite() {
+	local edu=$(pci_devices 0x1234:0x11e8 | head -n1) c
+	echo 1 > /sys/module/iommufd/parameters/allow_unsafe_interrupts
+	echo vfio-pci > /sys/bus/pci/devices/$edu/driver_override
+	echo $edu > /sys/bus/pci/drivers_probe
+	IOMMUFD_DEVICE=$edu /bin/iommufd_device > /tmp/iommufd_device.$1 2>&1
+	diag "iommufd_device on $edu, $1: $(grep '^# Totals:' /tmp/iommufd_device.$1)"
+	grep -E '^#.*(iommufd_device\.c:|FAIL)' /tmp/iommufd_device.$1 | head -20
+	for c in $DEVICE_CASES; do
+		grep -qE "^ok [0-9]+ edu\.$c\$" /tmp/iommufd_device.$1
+		result "iommufd_device_${c}_$1" $?
+	done
+	echo $edu > /sys/bus/pci/drivers/vfio-pci/unbind
+	echo > /sys/bus/pci/devices/$edu/driver_override
 }
 
 # failures SUITE TAG: list the cases that failed, one per line, for compare.sh.
@@ -61,6 +87,7 @@ if [ -z "$KO" ]; then
 		result "upstream_${t}_ran_with_c_driver_$m" $?
 		failures $t with_c_driver
 	done
+	device_suite "with_c_driver_$m"
 	check_no_splats "iommufd_$m"
 	leaks_now "the upstream suites with the C driver"
 	end_plan "iommufd_$m"
@@ -92,6 +119,7 @@ leaks_now "the upstream suites with rust_vtd"
 [ "$LEAKS" = 0 ]
 result "upstream_suites_leak_nothing_with_rust_vtd_$m" $?
 splats_from_now
+device_suite "with_rust_vtd_$m"
 
 # --- rust_vtd's allocations, failed one at a time (vtd_fail_nth) ---
 # Fault injection counts only allocations with rust_vtd's code on the
