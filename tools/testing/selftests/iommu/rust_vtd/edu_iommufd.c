@@ -145,6 +145,29 @@ static void check(int ok, const char *name, const char *why)
 }
 
 /*
+ * Binds BDF to a new iommufd and attaches it to a paging HWPT over a new
+ * IOAS with A mapped at IOVA_A and B at IOVA_B.  Returns the HWPT, and the
+ * IOAS in *ioas.
+ */
+static uint32_t attach_a_b(const char *bdf, void *a, void *b, uint32_t *ioas)
+{
+	uint32_t hwpt;
+
+	open_device(bdf, 0);
+	*ioas = ioas_alloc();
+	if (ioas_map(*ioas, a, 4096, IOVA_A) || ioas_map(*ioas, b, 4096, IOVA_B)) {
+		perror("IOMMU_IOAS_MAP");
+		exit(1);
+	}
+	hwpt = hwpt_alloc(*ioas);
+	if (attach(hwpt)) {
+		perror("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+		exit(1);
+	}
+	return hwpt;
+}
+
+/*
  * Arms rust_vtd's test hook: an invalid descriptor in front of the next
  * BATCHES queue batches for BDF's domain on unit DMAR.
  */
@@ -228,17 +251,7 @@ static int fault_hwpt(const char *bdf)
 
 	for (i = 0; i < 64; i++)
 		a[i] = want[i] = (unsigned char)(i * 13 + 5);
-	open_device(bdf, 0);
-	ioas = ioas_alloc();
-	if (ioas_map(ioas, a, 4096, IOVA_A) || ioas_map(ioas, b, 4096, IOVA_B)) {
-		perror("IOMMU_IOAS_MAP");
-		return 1;
-	}
-	hwpt = hwpt_alloc(ioas);
-	if (attach(hwpt)) {
-		perror("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
-		return 1;
-	}
+	hwpt = attach_a_b(bdf, a, b, &ioas);
 	ok = !ioctl(iommufd, IOMMU_FAULT_QUEUE_ALLOC, &fa);
 	h.dev_id = devid;
 	h.pt_id = ioas;
@@ -279,21 +292,11 @@ static int reset(const char *bdf, int resets)
 {
 	unsigned char *a = buffer(4096, 0), *b = buffer(4096, 0xee);
 	struct vfio_device_info info = { .argsz = sizeof(info) };
-	uint32_t ioas, hwpt;
+	uint32_t ioas;
 	char why[160];
 	int i, j, done = 0, ok = 1;
 
-	open_device(bdf, 0);
-	ioas = ioas_alloc();
-	if (ioas_map(ioas, a, 4096, IOVA_A) || ioas_map(ioas, b, 4096, IOVA_B)) {
-		perror("IOMMU_IOAS_MAP");
-		return 1;
-	}
-	hwpt = hwpt_alloc(ioas);
-	if (attach(hwpt)) {
-		perror("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
-		return 1;
-	}
+	attach_a_b(bdf, a, b, &ioas);
 	if (ioctl(devfd, VFIO_DEVICE_GET_INFO, &info)) {
 		perror("VFIO_DEVICE_GET_INFO");
 		return 1;
@@ -563,24 +566,13 @@ int main(int argc, char **argv)
 	attempts = atoi(argv[2]);
 	if (argc == 4)
 		pause.tv_nsec = atoi(argv[3]) * 1000000L;
-	open_device(argv[1], 0);
-
 	a = buffer(4096, 0);
 	b = buffer(4096, 0xee);
 	c = buffer(4096, 0xcc);
 	for (i = 0; i < 64; i++)
 		a[i] = want[i] = (unsigned char)(i * 7 + 1);
 
-	ioas1 = ioas_alloc();
-	if (ioas_map(ioas1, a, 4096, IOVA_A) || ioas_map(ioas1, b, 4096, IOVA_B)) {
-		perror("IOMMU_IOAS_MAP");
-		return 1;
-	}
-	hwpt1 = hwpt_alloc(ioas1);
-	if (attach(hwpt1)) {
-		perror("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
-		return 1;
-	}
+	hwpt1 = attach_a_b(argv[1], a, b, &ioas1);
 	printf("# attached to hwpt %u (IOAS %u)\n", hwpt1, ioas1);
 
 	ok = !edu_dma(IOVA_A, EDU_BUF, 64, 0) && !edu_dma(EDU_BUF, IOVA_B, 64, 1) &&
