@@ -428,17 +428,11 @@ struct EduData<'bound> {
     bar: Bar0<'bound>,
     /// Resets of the function so far.
     resets: Atomic<u32>,
-    /// Set between [`pci::Driver::reset_prepare`] and [`pci::Driver::reset_done`]: no DMA may be
-    /// started.
-    stopped: Atomic<bool>,
 }
 
 impl EduData<'_> {
     /// Runs both DMA tests.
     fn selftest(&self, pdev: &pci::Device<Bound>) -> Result {
-        if self.stopped.load(Relaxed) {
-            return Err(EBUSY);
-        }
         let edu = Edu {
             pdev,
             bar: &self.bar,
@@ -486,7 +480,6 @@ impl pci::Driver for EduDriver {
             pdev,
             bar,
             resets: Atomic::new(0),
-            stopped: Atomic::new(false),
         };
         data.selftest(pdev)?;
 
@@ -495,10 +488,9 @@ impl pci::Driver for EduDriver {
 
     fn reset_prepare<'bound>(pdev: &'bound pci::Device<Core<'_>>, this: Pin<&EduData<'bound>>) {
         let n = this.resets.fetch_add(1, Relaxed) + 1;
-        // No transfer may start from here until `reset_done()`. The transfers of this driver
-        // all run under the device lock, which the PCI core holds here, so none is running;
-        // still, make sure the engine is idle before the reset takes the device away.
-        this.stopped.store(true, Relaxed);
+        // No transfer starts from here until `reset_done()`: the transfers of this driver all
+        // run under the device lock, which the PCI core holds until then, so none is running
+        // either. Still, make sure the engine is idle before the reset takes the device away.
         let edu = Edu {
             pdev,
             bar: &this.bar,
@@ -523,7 +515,6 @@ impl pci::Driver for EduDriver {
         // The PCI core restored the configuration space, bus mastering included; the device's
         // own registers may have lost their state. Check that it answers and that DMA through
         // the function's DMA domain works again.
-        this.stopped.store(false, Relaxed);
         match this.selftest(pdev) {
             Ok(()) => dev_info!(
                 pdev,
