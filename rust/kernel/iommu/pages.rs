@@ -48,11 +48,13 @@ impl Table {
     }
 
     /// Reads word `index`.
+    #[inline]
     pub fn read(&self, index: usize) -> u64 {
         self.0[index].load(Ordering::Acquire)
     }
 
     /// Writes word `index`. Writes are ordered: hardware that sees this one sees earlier ones.
+    #[inline]
     pub fn write(&self, index: usize, value: u64) {
         self.0[index].store(value, Ordering::Release)
     }
@@ -196,6 +198,7 @@ impl Drop for TablePage {
 impl core::ops::Deref for TablePage {
     type Target = Table;
 
+    #[inline]
     fn deref(&self) -> &Table {
         // SAFETY: By the type invariant the page is live while `self` is.
         unsafe { self.page.as_ref() }

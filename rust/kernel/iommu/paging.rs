@@ -124,6 +124,7 @@ impl IotlbGather<'_> {
     }
 
     /// The gathered range, first and last byte, or `None` if it is empty.
+    #[inline]
     pub fn range(&self) -> Option<(usize, usize)> {
         // SAFETY: By the type invariant the gather is valid.
         let g = unsafe { self.0.as_ref() };
@@ -132,6 +133,7 @@ impl IotlbGather<'_> {
 
     /// Whether the core will flush the whole IOTLB later instead (lazy mode's flush queue):
     /// the unmap need not flush this range.
+    #[inline]
     pub fn queued(&self) -> bool {
         // SAFETY: By the type invariant the gather is valid.
         unsafe { self.0.as_ref() }.queued
@@ -139,6 +141,7 @@ impl IotlbGather<'_> {
 
     /// Whether tables an unmap emptied wait in the gather for its flush: the flush must then
     /// cover the paging-structure caches as well, not only the leaves.
+    #[inline]
     pub fn frees_tables(&self) -> bool {
         // SAFETY: By the type invariant the gather is valid.
         let g = unsafe { self.0.as_ref() };
