@@ -55,7 +55,8 @@ use core::sync::atomic::{
 use kernel::{
     io::{
         mem::ExclusiveIoMem,
-        Io, //
+        Io,
+        PhysAddr, //
     },
     iommu::pages::{
         TablePage,
@@ -194,6 +195,7 @@ impl IotlbInvalidation {
     /// `leaves_only`: the unmap it follows freed no table, so the unit may
     /// keep its paging-structure caches, as the C driver does. Tables
     /// freed after the flush need the hint clear.
+    #[inline]
     pub(crate) fn leaves_only(self, leaves_only: bool) -> Self {
         match self {
             Self::Pages { did, addr, am, .. } => Self::Pages {
@@ -211,6 +213,7 @@ impl IotlbInvalidation {
     /// driver's calculate_psi_aligned_address()), or a domain-selective
     /// one where the block's mask exceeds `mamv` (CAP.MAMV) or the unit
     /// cannot invalidate by page (`psi` false).
+    #[inline]
     pub(crate) fn covering(did: u16, first: u64, last: u64, psi: bool, mamv: u8) -> Self {
         let pfn = first >> 12;
         let last_pfn = (last.max(first)) >> 12;
@@ -247,6 +250,7 @@ impl IotlbInvalidation {
     }
 
     /// The IOTLB invalidate descriptor (VT-d 6.5.2.3).
+    #[inline]
     pub(crate) fn descriptor(self, dr: bool, dw: bool) -> [u64; 2] {
         [
             (self.did() << 16)
@@ -316,6 +320,7 @@ impl AtcTarget {
 }
 
 /// Whether `desc` is a device-TLB invalidation.
+#[inline]
 fn is_devtlb(desc: &[u64; 2]) -> bool {
     desc[0] & 0xf == DEVTLB_TYPE
 }
@@ -516,6 +521,7 @@ impl Ring {
     }
 
     /// Takes `n` consecutive slots, if that leaves one free.
+    #[inline]
     fn reserve(&mut self, n: usize) -> Option<usize> {
         self.reclaim();
         if self.free_cnt < n + 1 {
@@ -541,6 +547,7 @@ impl Ring {
 
     /// Records that the unit has fetched slot `s` (its wait completed), so
     /// that `hw_head` stays between the tail and the head.
+    #[inline]
     fn fetched(&mut self, s: usize) {
         let next = (s + 1) % QUEUE_LEN;
         let pending = (self.free_head + QUEUE_LEN - self.hw_head) % QUEUE_LEN;
@@ -551,6 +558,7 @@ impl Ring {
 
     /// Gives the `n` slots from `index` back: `Free` once their batch
     /// completed, `Abandoned` if it did not.
+    #[inline]
     fn finish(&mut self, index: usize, n: usize, state: Slot) {
         for i in 0..n {
             self.slots[(index + i) % QUEUE_LEN] = state;
@@ -559,11 +567,15 @@ impl Ring {
     }
 
     /// The first error reported against the `n` slots from `index`.
+    #[inline]
     fn batch_error(&self, index: usize, n: usize) -> SlotError {
-        (0..n)
-            .map(|i| self.errors[(index + i) % QUEUE_LEN])
-            .find(|e| *e != SlotError::None)
-            .unwrap_or(SlotError::None)
+        for i in 0..n {
+            let e = self.errors[(index + i) % QUEUE_LEN];
+            if e != SlotError::None {
+                return e;
+            }
+        }
+        SlotError::None
     }
 
     /// Records `e` against every waited-for slot the unit has fetched
@@ -580,6 +592,9 @@ impl Ring {
 }
 
 /// What the queue counts since it was enabled (the unit's `qi_stats`).
+///
+/// Readers need no lock. `submissions`, `descriptors` and `devtlb` change
+/// only under the ring's lock, through [`QueueStats::add_locked`].
 #[derive(Default)]
 pub(crate) struct QueueStats {
     /// Batches submitted, each followed by a wait descriptor.
@@ -599,6 +614,50 @@ pub(crate) struct QueueStats {
     pub(crate) timeouts: AtomicU64,
 }
 
+impl QueueStats {
+    /// Adds `n` to `counter`, a counter only batches change. The ring's
+    /// lock, which `_ring` shows is held, makes this the only writer, so a
+    /// plain load and store do (a locked add would cost every submission
+    /// more), and lock-free readers still see whole values.
+    fn add_locked(counter: &AtomicU64, n: u64, _ring: &Ring) {
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
+/// Device-TLB invalidations per queue submission, at most: a flush that
+/// must reach more ATCs takes several.
+pub(crate) const ATC_PER_BATCH: usize = 16;
+
+/// Submits `first` (at most two descriptors) followed by the descriptors
+/// of `more`, at most [`ATC_PER_BATCH`] of those in one batch, through
+/// `submit`; `first` goes with the first batch. All batches are submitted;
+/// fails if one failed.
+pub(crate) fn submit_with(
+    first: &[[u64; 2]],
+    mut more: impl Iterator<Item = [u64; 2]>,
+    mut submit: impl FnMut(&[[u64; 2]]) -> Result,
+) -> Result {
+    let mut descs = [[0u64; 2]; 2 + ATC_PER_BATCH];
+    descs[..first.len()].copy_from_slice(first);
+    let mut n = first.len();
+    let mut res = Ok(());
+    loop {
+        let mut done = true;
+        for d in more.by_ref().take(ATC_PER_BATCH) {
+            descs[n] = d;
+            n += 1;
+            done = false;
+        }
+        if n > 0 {
+            res = res.and(submit(&descs[..n]));
+            n = 0;
+        }
+        if done {
+            return res;
+        }
+    }
+}
+
 /// How a wait for a batch ended.
 enum Outcome {
     Done,
@@ -613,13 +672,15 @@ enum Outcome {
 /// `queue` is the page IQA points to while queued invalidation is enabled,
 /// and IQT holds `ring.free_head`. Descriptors are written only to slots
 /// [`Ring::reserve`] handed out, under the ring's lock; the status word of
-/// slot `i` is word `i` of `status`.
+/// slot `i` is word `i` of `status`, whose physical address is
+/// `status_phys`.
 #[pin_data]
 pub(crate) struct InvQueue {
     /// The unit is `dmar<index>`.
     index: u32,
     queue: TablePage,
     status: TablePage,
+    status_phys: PhysAddr,
     timeout: Delta,
     #[pin]
     ring: SpinLockIrq<Ring>,
@@ -629,21 +690,28 @@ pub(crate) struct InvQueue {
 
 impl InvQueue {
     /// An empty queue of unit `dmar<index>`; batches may take `timeout`.
-    /// The descriptors are written back from the CPU caches for a unit
-    /// that reads memory as `walker` says.
-    pub(crate) fn new(
-        index: u32,
-        walker: &Walker,
-        timeout: Delta,
-    ) -> impl PinInit<Self, Error> + '_ {
-        try_pin_init!(Self {
+    ///
+    /// The queue and the status words are never written back from the CPU
+    /// caches, whatever the unit's ECAP.C says: ECAP.C (page-walk
+    /// coherency) covers the unit's accesses to its translation structures
+    /// (root, context, PASID and paging tables), not its descriptor fetches.
+    /// The C driver, which runs on units with ECAP.C clear (those of
+    /// integrated graphics), writes its queue back neither:
+    /// `qi_submit_sync()` copies the descriptors in and writes IQT.
+    pub(crate) fn new(index: u32, timeout: Delta) -> Result<impl PinInit<Self, Error>> {
+        let queue = TablePage::new(&Walker::Coherent)?;
+        let status = TablePage::new(&Walker::Coherent)?;
+        let status_phys = status.phys();
+        // INVARIANT: `status_phys` is where `status` lies.
+        Ok(try_pin_init!(Self {
             index,
-            queue: TablePage::new(walker)?,
-            status: TablePage::new(&Walker::Coherent)?,
+            queue,
+            status,
+            status_phys,
             timeout,
             ring <- new_spinlock_irq!(Ring::new()),
             stats: QueueStats::default(),
-        })
+        }))
     }
 
     /// The IQA value: the queue's address, size 2^0 pages, 128-bit
@@ -653,15 +721,16 @@ impl InvQueue {
     }
 
     /// The address of slot `i`'s status word.
+    #[inline]
     fn status_addr(&self, i: usize) -> u64 {
-        self.status.phys() + (i as u64) * 8
+        self.status_phys + (i as u64) * 8
     }
 
+    #[inline]
     fn put(&self, slot: usize, desc: [u64; 2]) {
         let i = slot * 2;
         self.queue.write(i + 1, desc[1]);
         self.queue.write(i, desc[0]);
-        self.queue.flush(i, 2);
     }
 
     /// Test hook: the next `batches` batches that invalidate domain `did`
@@ -765,19 +834,18 @@ impl InvQueue {
             ring.finish(index, n, Slot::Abandoned);
             return Err(e);
         }
-        self.stats.submissions.fetch_add(1, Ordering::Relaxed);
-        self.stats
-            .descriptors
-            .fetch_add(descs.len() as u64, Ordering::Relaxed);
+        QueueStats::add_locked(&self.stats.submissions, 1, &ring);
+        QueueStats::add_locked(&self.stats.descriptors, descs.len() as u64, &ring);
 
         // Device-TLB invalidations can complete wrongly (ICE) with their
         // wait still writing its status: such a batch checks for errors
         // once more after its wait.
-        let devtlb = descs.iter().filter(|d| is_devtlb(d)).count();
+        let mut devtlb = 0;
+        for d in descs {
+            devtlb += usize::from(is_devtlb(d));
+        }
         if devtlb > 0 {
-            self.stats
-                .devtlb
-                .fetch_add(devtlb as u64, Ordering::Relaxed);
+            QueueStats::add_locked(&self.stats.devtlb, devtlb as u64, &ring);
         }
         let devtlb = devtlb > 0;
         // A unit may have carried the batch out by the time the tail write
@@ -1223,10 +1291,7 @@ mod tests {
     const FLUSH: [u64; 2] = [0x12, 0];
 
     fn new_queue() -> Result<Pin<KBox<InvQueue>>> {
-        KBox::pin_init(
-            InvQueue::new(0, &Walker::Coherent, Delta::from_millis(2)),
-            GFP_KERNEL,
-        )
+        KBox::pin_init(InvQueue::new(0, Delta::from_millis(2))?, GFP_KERNEL)
     }
 
     #[test]
@@ -1359,6 +1424,47 @@ mod tests {
         assert_eq!(hw.fsts.get(), 0);
         q.submit(&hw, &[devtlb], None)?;
         assert!(q.idle());
+        Ok(())
+    }
+
+    #[test]
+    fn device_tlb_invalidations_go_in_batches() -> Result {
+        // Each batch as its length, first and last descriptor.
+        fn record(batches: &mut KVec<(usize, u64, u64)>, d: &[[u64; 2]]) -> Result {
+            batches.push((d.len(), d[0][0], d[d.len() - 1][0]), GFP_KERNEL)?;
+            Ok(())
+        }
+        let mut batches = KVec::new();
+        // Two first, then one batch more than fits.
+        let more = (0..ATC_PER_BATCH as u64 + 1).map(|i| [0x100 + i, 0]);
+        submit_with(&[[1, 0], [2, 0]], more, |d| record(&mut batches, d))?;
+        let last = 0x100 + ATC_PER_BATCH as u64;
+        assert_eq!(
+            &batches[..],
+            &[(2 + ATC_PER_BATCH, 1, last - 1), (1, last, last)]
+        );
+        // Nothing first: the device-TLB invalidations alone.
+        batches.clear();
+        submit_with(&[], (0..3).map(|i| [0x200 + i, 0]), |d| {
+            record(&mut batches, d)
+        })?;
+        assert_eq!(&batches[..], &[(3, 0x200, 0x202)]);
+        // A failed batch fails the whole, and the others still go.
+        let mut sent = 0;
+        let res = submit_with(
+            &[[1, 0]],
+            (0..ATC_PER_BATCH as u64 + 1).map(|i| [i, 0]),
+            |d| {
+                sent += d.len();
+                if sent == 1 + ATC_PER_BATCH {
+                    Err(ETIMEDOUT)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert_eq!(res, Err(ETIMEDOUT));
+        assert_eq!(sent, 2 + ATC_PER_BATCH);
         Ok(())
     }
 }

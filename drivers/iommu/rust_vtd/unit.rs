@@ -19,6 +19,7 @@ use crate::{
     fault::Faults,
     invalidation::{
         register_invalidate,
+        submit_with,
         AtcTarget,
         ContextInvalidation,
         InvQueue,
@@ -434,10 +435,7 @@ impl UnitState {
             );
             return Ok(());
         }
-        let queue = Arc::pin_init(
-            InvQueue::new(self.index, &self.walker, QI_TIMEOUT),
-            GFP_KERNEL,
-        )?;
+        let queue = Arc::pin_init(InvQueue::new(self.index, QI_TIMEOUT)?, GFP_KERNEL)?;
         // IQT must be zero when IQA is written.
         self.with_regs(|io| {
             io.try_write_reg(IQT::from(0))?;
@@ -457,6 +455,7 @@ impl UnitState {
     }
 
     /// The invalidation queue, if invalidations go through it.
+    #[inline]
     fn queue(&self) -> Option<&InvQueue> {
         if self.qi_on.load(Ordering::Acquire) {
             self.qi.as_ref().map(|q| &**q)
@@ -524,7 +523,10 @@ impl UnitState {
         let (atc_addr, atc_order) = iotlb.map_or((0, ATC_ALL), IotlbInvalidation::atc_range);
         let res = match self.queue() {
             Some(queue) => {
-                let mut descs = [[0u64; 2]; 2 + ATC_PER_BATCH];
+                let submit = |descs: &[[u64; 2]]| {
+                    self.with_regs(|io| queue.submit(&UnitQueueRegs(io), descs, did))
+                };
+                let mut descs = [[0u64; 2]; 2];
                 let mut n = 0;
                 if let Some(c) = ctx {
                     descs[n] = c.descriptor();
@@ -534,25 +536,14 @@ impl UnitState {
                     descs[n] = t.descriptor(dr, dw);
                     n += 1;
                 }
-                let mut chunks = atc.chunks(ATC_PER_BATCH);
-                let mut res = Ok(());
-                loop {
-                    let chunk = chunks.next();
-                    for t in chunk.unwrap_or(&[]) {
-                        descs[n] = t.descriptor(atc_addr, atc_order);
-                        n += 1;
-                    }
-                    if n > 0 {
-                        let r =
-                            self.with_regs(|io| queue.submit(&UnitQueueRegs(io), &descs[..n], did));
-                        res = res.and(r);
-                        n = 0;
-                    }
-                    if chunk.is_none() {
-                        break;
-                    }
+                if !atc.is_empty() {
+                    let atc = atc.iter().map(|t| t.descriptor(atc_addr, atc_order));
+                    submit_with(&descs[..n], atc, submit)
+                } else if n > 0 {
+                    submit(&descs[..n])
+                } else {
+                    Ok(())
                 }
-                res
             }
             None if !atc.is_empty() => Err(EOPNOTSUPP),
             None => {
@@ -1020,10 +1011,6 @@ impl UnitState {
         }
     }
 }
-
-/// Device-TLB invalidations per queue submission, at most: a flush that
-/// must reach more ATCs takes several.
-const ATC_PER_BATCH: usize = 16;
 
 /// The unit's queue registers, as [`InvQueue`] drives them.
 struct UnitQueueRegs<'a, 'b>(&'a ExclusiveIoMem<'b, REG_SIZE>);
