@@ -10,7 +10,7 @@
 
 RVTD := tools/testing/rust_vtd/rvtd
 
-.PHONY: run check shell kernel baseline kdump kdump-compare vfio-compare bench image clean distclean help
+.PHONY: run check shell kernel baseline kdump kdump-compare vfio-compare bench profile image clean distclean help
 
 run:		## build everything, boot, load rust_vtd, show what it found
 	@$(RVTD) run
@@ -38,6 +38,9 @@ vfio-compare:	## upstream VFIO and iommufd selftests on rust_vtd and on the C dr
 
 bench:		## rust_vtd against the C driver, same VM, alternating (BENCH_REPS=5)
 	@$(RVTD) bench
+
+profile:	## guest instructions per DMA map/unmap pair by function, both drivers
+	@$(RVTD) profile
 
 clean:		## remove test logs
 	rm -rf logs
